@@ -1,0 +1,56 @@
+"""Quire: a document store in which every document is a bare Git repository.
+
+``create_app`` is the application factory that ``flask --app app`` and
+gunicorn (``app:create_app()``) both use.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from flask import Flask
+
+from app.config import PROJECT_ROOT, Settings
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    settings = Settings.from_env()
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+    )
+    app.config.update(settings.to_flask())
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(days=30)
+    app.config["WTF_CSRF_TIME_LIMIT"] = None
+    if config:
+        app.config.update(config)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = settings.resolve_secret_key()
+    logging.basicConfig(level=app.config["LOG_LEVEL"])
+
+    from app import db, errors, extensions, storage
+    from app.auth import current
+
+    db.init_app(app)
+    storage.init_app(app)
+    extensions.init_app(app)
+    current.init_app(app)
+    errors.init_app(app)
+
+    from app import cli, templating
+    from app.accounts.views import bp as accounts_bp
+    from app.api.views import bp as api_bp
+    from app.documents.views import bp as documents_bp
+    from app.ops.views import bp as ops_bp
+
+    templating.init_app(app)
+    app.register_blueprint(ops_bp)
+    app.register_blueprint(accounts_bp)
+    app.register_blueprint(api_bp)
+    extensions.csrf.exempt(api_bp)
+    app.register_blueprint(documents_bp)
+    cli.init_app(app)
+    return app

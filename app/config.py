@@ -1,0 +1,116 @@
+"""Configuration from environment variables only (12-factor).
+
+Every setting has an embedded default that works on a fresh machine, so that
+``scripts/run`` needs nothing but Python, git and Node.js. Production
+(``QUIRE_ENV=production``) refuses to start with an unsafe value instead of
+silently falling back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or inconsistent; the message says how to fix it."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class Settings:
+    """The resolved settings; Flask's ``app.config`` receives them upper-cased."""
+
+    env: str = "development"
+    var_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = ""
+    redis_url: str = ""
+    repos_root: Path = field(default_factory=lambda: PROJECT_ROOT / "var" / "repos")
+    secret_key: str = ""
+    base_url: str = ""
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_file_bytes: int = 10 * 1024 * 1024 + 1024
+    login_rate_limit: str = "10 per minute"
+    session_cookie_secure: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        var_dir = Path(env.get("QUIRE_VAR_DIR") or PROJECT_ROOT / "var")
+        settings = cls(
+            env=env.get("QUIRE_ENV", "development"),
+            var_dir=var_dir,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{var_dir / 'quire.db'}",
+            redis_url=env.get("REDIS_URL", ""),
+            repos_root=Path(env.get("REPOS_ROOT") or var_dir / "repos"),
+            secret_key=env.get("SECRET_KEY", ""),
+            base_url=env.get("BASE_URL", "").rstrip("/"),
+            max_upload_bytes=_int(env, "MAX_UPLOAD_BYTES", 25 * 1024 * 1024),
+            max_file_bytes=_int(env, "MAX_FILE_BYTES", 10 * 1024 * 1024 + 1024),
+            login_rate_limit=env.get("LOGIN_RATE_LIMIT", "10 per minute"),
+            session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
+            log_level=env.get("LOG_LEVEL", "INFO"),
+        )
+        return settings
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def resolve_secret_key(self) -> str:
+        """Return the secret key, generating one into ``var/`` outside production.
+
+        A generated key is kept on disk so that sessions survive restarts of
+        ``scripts/run``; production must be given one explicitly.
+        """
+        if self.secret_key:
+            return self.secret_key
+        if self.is_production:
+            raise ConfigError("SECRET_KEY is required in production (QUIRE_ENV=production)")
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+    def to_flask(self) -> dict[str, object]:
+        return {
+            "QUIRE_ENV": self.env,
+            "VAR_DIR": self.var_dir,
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "REPOS_ROOT": self.repos_root,
+            "BASE_URL": self.base_url,
+            "MAX_CONTENT_LENGTH": self.max_upload_bytes,
+            "MAX_FILE_BYTES": self.max_file_bytes,
+            "LOGIN_RATE_LIMIT": self.login_rate_limit,
+            "SESSION_COOKIE_SECURE": self.session_cookie_secure or self.is_production,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SAMESITE": "Lax",
+            "LOG_LEVEL": self.log_level,
+        }

@@ -1,0 +1,629 @@
+"""One document = one bare repository: reading, writing, history, diffs and refs.
+
+A Document holds only the open repository handle; every call re-reads refs, so two
+Document objects (or two processes) on the same repository never act on stale state.
+Every ref update is a compare-and-swap: a caller states the head it last saw, and if
+anyone else moved the branch in between, the update fails instead of overwriting.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import ObjectType, SortMode
+
+from . import diffing
+from .changes import apply_changes, validate_changes
+from .commits import author_of, build_message, commit_info, signature, when
+from .errors import (
+    BranchExists,
+    CannotDeleteDefaultBranch,
+    GitStoreError,
+    InvalidRefName,
+    MergeConflict,
+    NothingToCommit,
+    PathNotFound,
+    RefConflict,
+    RefNotFound,
+    TagExists,
+    translate,
+)
+from .paths import normalize_path
+from .types import (
+    Author,
+    BlameLine,
+    BranchInfo,
+    Change,
+    CommitInfo,
+    ConflictFile,
+    Diff,
+    FileContent,
+    HistoryPage,
+    SaveResult,
+    TagInfo,
+    TreeEntry,
+)
+
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+MAX_PAGE = 500
+# save() retries a merge this many times when the branch keeps moving underneath it.
+_SAVE_ATTEMPTS = 5
+
+
+def _ref_name(prefix: str, name: str) -> str:
+    """``refs/heads/<name>`` or ``refs/tags/<name>``, refusing names Git would reject."""
+    if not isinstance(name, str) or not name or name == "HEAD" or name.startswith("-"):
+        raise InvalidRefName(f"invalid name: {name!r}")
+    full = f"{prefix}{name}"
+    if not pygit2.reference_is_valid_name(full):
+        raise InvalidRefName(f"invalid name: {name!r}")
+    return full
+
+
+def _branch_ref(name: str) -> str:
+    if isinstance(name, str) and name.startswith("refs/heads/"):
+        name = name[len("refs/heads/") :]
+    return _ref_name("refs/heads/", name)
+
+
+class Document:
+    """A handle on one document repository. Cheap to create; safe to discard."""
+
+    def __init__(self, doc_id: str, path: str | os.PathLike[str]) -> None:
+        self.id = doc_id
+        self.path = Path(path)
+        try:
+            self.repo = pygit2.Repository(str(self.path))
+        except pygit2.GitError as exc:  # a directory that is not a repository
+            raise GitStoreError(f"cannot open repository {self.path}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"Document({self.id!r})"
+
+    # ------------------------------------------------------------------ refs
+
+    @property
+    def default_branch(self) -> str:
+        """The branch HEAD points at (read on every access)."""
+        head = self.repo.references.get("HEAD")
+        target = head.target if head is not None else "refs/heads/main"
+        return str(target).removeprefix("refs/heads/")
+
+    def _target(self, refname: str) -> str | None:
+        ref = self.repo.references.get(refname)
+        return None if ref is None else str(ref.target)
+
+    def _commit(self, oid: str) -> pygit2.Commit:
+        return self.repo[self.resolve(oid)]  # type: ignore[return-value]
+
+    def resolve(self, ref: str) -> str:
+        """Commit oid for a branch, 'refs/...' name, tag (peeled), or full/short oid."""
+        if not isinstance(ref, str) or not ref:
+            raise RefNotFound(f"unknown revision: {ref!r}")
+        if ref == "HEAD" or ref.startswith("refs/"):
+            candidates = [ref]
+        else:
+            candidates = [f"refs/heads/{ref}", f"refs/tags/{ref}"]
+        for name in candidates:
+            if name != "HEAD" and not pygit2.reference_is_valid_name(name):
+                continue
+            found = self.repo.references.get(name)
+            if found is None:
+                continue
+            try:
+                return str(found.peel(pygit2.Commit).id)
+            except (pygit2.GitError, KeyError, ValueError) as exc:
+                raise RefNotFound(f"{ref!r} does not point at a commit") from exc
+        if _HEX.fullmatch(ref):
+            try:
+                obj = self.repo.get(ref)
+                if obj is not None:
+                    return str(obj.peel(pygit2.Commit).id)
+            except (pygit2.GitError, KeyError, ValueError):
+                pass
+        raise RefNotFound(f"unknown revision: {ref!r}")
+
+    def head(self, branch: str) -> str:
+        """Current commit of ``branch``."""
+        target = self._target(_branch_ref(branch))
+        if target is None:
+            raise RefNotFound(f"no such branch: {branch!r}")
+        return target
+
+    def _move_ref(
+        self, refname: str, new: pygit2.Oid | str, expected: str | None, message: str
+    ) -> None:
+        """Compare-and-swap ``refname`` from ``expected`` (None = must not exist) to ``new``.
+
+        libgit2 takes the ref's lock file and compares the old value under the lock, so
+        two writers racing from the same ``expected`` cannot both succeed.
+        """
+
+        def actual() -> str | None:
+            return self._target(refname)
+
+        with translate(ref=refname, expected=expected, actual=actual):
+            if expected is None:
+                self.repo.create_reference_direct(refname, new, False, message=message)
+                return
+            ref = self.repo.references.get(refname)
+            if ref is None or str(ref.target) != expected:
+                raise RefConflict(refname, expected, None if ref is None else str(ref.target))
+            ref.set_target(new, message)
+
+    def _check_head(self, refname: str, parent: str | None) -> str | None:
+        """Fail early (before writing objects) if the branch is not at ``parent``."""
+        actual = self._target(refname)
+        if actual != parent:
+            raise RefConflict(refname, parent, actual)
+        return actual
+
+    def _parent_commit(self, parent: str) -> pygit2.Commit:
+        """Look up a caller's "head I last saw" by object id only.
+
+        Accepting a branch name here would resolve to the current head and make the
+        compare-and-swap always succeed, silently defeating it.
+        """
+        if not isinstance(parent, str) or not _HEX.fullmatch(parent):
+            raise RefNotFound(f"parent must be a commit id, not {parent!r}")
+        try:
+            obj = self.repo.get(parent)
+        except (pygit2.GitError, KeyError, ValueError):
+            obj = None
+        if not isinstance(obj, pygit2.Commit):
+            raise RefNotFound(f"no such commit: {parent!r}")
+        return obj
+
+    def _normalize_parent(self, parent: str | None) -> str | None:
+        return None if parent is None else str(self._parent_commit(parent).id)
+
+    # ------------------------------------------------------------------ reading
+
+    def _tree(self, ref: str) -> tuple[str, pygit2.Tree]:
+        oid = self.resolve(ref)
+        return oid, self.repo[oid].tree  # type: ignore[union-attr]
+
+    def read(self, path: str, ref: str) -> FileContent:
+        """The file at ``path`` as of ``ref``."""
+        path = normalize_path(path)
+        oid, tree = self._tree(ref)
+        try:
+            entry = tree[path]
+        except KeyError:
+            raise PathNotFound(f"{path!r} not found at {oid[:7]}") from None
+        if entry.type != ObjectType.BLOB:
+            raise PathNotFound(f"{path!r} is not a file at {oid[:7]}")
+        blob = self.repo[entry.id]
+        return FileContent(path=path, data=blob.data, blob=str(entry.id), commit=oid)  # type: ignore[union-attr]
+
+    def _entry(self, base: str, obj: pygit2.Object) -> TreeEntry | None:
+        path = f"{base}/{obj.name}" if base else obj.name
+        if obj.type == ObjectType.TREE:
+            return TreeEntry(obj.name, path, "tree", None, str(obj.id))
+        if obj.type == ObjectType.BLOB:
+            _, size = self.repo.odb.read_header(obj.id)
+            return TreeEntry(obj.name, path, "blob", size, str(obj.id))
+        return None  # submodule links are not documents' business
+
+    def list_tree(self, ref: str, path: str = "") -> list[TreeEntry]:
+        """One directory level: directories first, then files, each by name."""
+        path = normalize_path(path, allow_root=True)
+        oid, tree = self._tree(ref)
+        if path:
+            try:
+                tree = tree[path]
+            except KeyError:
+                raise PathNotFound(f"{path!r} not found at {oid[:7]}") from None
+            if tree.type != ObjectType.TREE:
+                raise PathNotFound(f"{path!r} is not a directory at {oid[:7]}")
+        entries = [e for e in (self._entry(path, obj) for obj in tree) if e is not None]
+        return sorted(entries, key=lambda e: (e.kind != "tree", e.name))
+
+    def list_files(self, ref: str) -> list[TreeEntry]:
+        """Every file in the tree, recursively, sorted by path."""
+        _, tree = self._tree(ref)
+        out: list[TreeEntry] = []
+        stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
+        while stack:
+            base, current = stack.pop()
+            for obj in current:
+                entry = self._entry(base, obj)
+                if entry is None:
+                    continue
+                if entry.kind == "tree":
+                    stack.append((entry.path, self.repo[obj.id]))  # type: ignore[arg-type]
+                else:
+                    out.append(entry)
+        return sorted(out, key=lambda e: e.path)
+
+    # ------------------------------------------------------------------ writing
+
+    def _commit_tree(
+        self,
+        refname: str,
+        tree: pygit2.Oid,
+        parents: list[str],
+        expected: str | None,
+        *,
+        author: Author,
+        committer: Author | None,
+        message: str,
+    ) -> str:
+        """Create a commit object, then CAS the ref onto it. Returns the new oid."""
+        author_sig = signature(author)
+        committer_sig = signature(committer) if committer else author_sig
+        with translate():
+            oid = self.repo.create_commit(None, author_sig, committer_sig, message, tree, parents)
+        summary = message.split("\n", 1)[0]
+        self._move_ref(refname, oid, expected, f"commit: {summary}")
+        return str(oid)
+
+    def write(
+        self,
+        branch: str,
+        changes: Sequence[Change],
+        *,
+        parent: str | None,
+        author: Author,
+        message: str,
+        committer: Author | None = None,
+        co_authors: Sequence[Author] = (),
+    ) -> str:
+        """Commit ``changes`` on ``branch`` as one commit, only if its head is ``parent``.
+
+        ``parent=None`` creates the branch (from an empty tree). Raises RefConflict if
+        the branch is elsewhere, NothingToCommit if the tree would not change.
+        """
+        refname = _branch_ref(branch)
+        changes = validate_changes(changes)
+        parent = self._normalize_parent(parent)
+        self._check_head(refname, parent)
+        base = self.repo[parent].tree if parent else None  # type: ignore[union-attr]
+        tree = apply_changes(self.repo, base, changes)
+        if base is not None and tree == base.id:
+            raise NothingToCommit("no changes")
+        return self._commit_tree(
+            refname,
+            tree,
+            [parent] if parent else [],
+            parent,
+            author=author,
+            committer=committer,
+            message=build_message(message, co_authors),
+        )
+
+    def _conflicts(self, index: pygit2.Index) -> list[ConflictFile]:
+        def data(entry: pygit2.IndexEntry | None) -> bytes | None:
+            return None if entry is None else self.repo[entry.id].data  # type: ignore[union-attr]
+
+        out = []
+        for base, ours, theirs in index.conflicts:
+            path = next(e.path for e in (ours, theirs, base) if e is not None)
+            out.append(ConflictFile(path, data(base), data(ours), data(theirs)))
+        return sorted(out, key=lambda c: c.path)
+
+    def save(
+        self,
+        branch: str,
+        changes: Sequence[Change],
+        *,
+        parent: str,
+        author: Author,
+        message: str,
+        co_authors: Sequence[Author] = (),
+    ) -> SaveResult:
+        """Like write(), but if the branch moved since ``parent``, merge instead of failing.
+
+        The merge is three-way: base = ``parent``, ours = the branch head, theirs =
+        ``parent`` + ``changes``. A clean result is committed on top of the head (single
+        parent, so history stays linear); otherwise MergeConflict lists both versions.
+        """
+        refname = _branch_ref(branch)
+        changes = validate_changes(changes)
+        parent_commit = self._parent_commit(parent)
+        full_message = build_message(message, co_authors)
+        theirs = apply_changes(self.repo, parent_commit.tree, changes)
+        if theirs == parent_commit.tree_id:
+            raise NothingToCommit("no changes")
+        for attempt in range(_SAVE_ATTEMPTS):
+            head = self._target(refname)
+            if head is None:
+                raise RefNotFound(f"no such branch: {branch!r}")
+            if head == str(parent_commit.id):
+                tree, merged = theirs, False
+            else:
+                head_commit = self.repo[head]
+                with translate():
+                    index = self.repo.merge_trees(parent_commit.tree, head_commit.tree, theirs)  # type: ignore[union-attr]
+                if index.conflicts is not None:
+                    raise MergeConflict(self._conflicts(index))
+                tree, merged = index.write_tree(self.repo), True
+                if tree == head_commit.tree_id:  # type: ignore[union-attr]
+                    raise NothingToCommit("changes already present on the branch")
+            try:
+                oid = self._commit_tree(
+                    refname, tree, [head], head, author=author, committer=None, message=full_message
+                )
+            except RefConflict:
+                if attempt == _SAVE_ATTEMPTS - 1:
+                    raise
+                continue
+            return SaveResult(commit=oid, merged=merged)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def restore(
+        self,
+        branch: str,
+        version: str,
+        *,
+        parent: str,
+        author: Author,
+        message: str | None = None,
+    ) -> str:
+        """Commit ``version``'s tree on top of the branch head; nothing is rewritten."""
+        refname = _branch_ref(branch)
+        source = self._commit(version)
+        parent = self._normalize_parent(parent)
+        self._check_head(refname, parent)
+        if self.repo[parent].tree_id == source.tree_id:  # type: ignore[union-attr]
+            raise NothingToCommit("already identical to that version")
+        text = message or f"Restore version {str(source.id)[:7]}"
+        return self._commit_tree(
+            refname,
+            source.tree_id,
+            [parent],
+            parent,
+            author=author,
+            committer=None,
+            message=build_message(text),
+        )
+
+    def revert(self, branch: str, oid: str, *, parent: str, author: Author) -> str:
+        """Commit the inverse of ``oid`` on top of the branch head."""
+        refname = _branch_ref(branch)
+        target = self._commit(oid)
+        parent = self._normalize_parent(parent)
+        self._check_head(refname, parent)
+        head_commit = self.repo[parent]
+        if not target.parent_ids:
+            raise GitStoreError("cannot revert the initial commit")
+        with translate():
+            index = self.repo.revert_commit(
+                target, head_commit, 1 if len(target.parent_ids) > 1 else 0
+            )  # type: ignore[arg-type]
+        if index.conflicts is not None:
+            raise MergeConflict(self._conflicts(index))
+        tree = index.write_tree(self.repo)
+        if tree == head_commit.tree_id:  # type: ignore[union-attr]
+            raise NothingToCommit("revert changes nothing")
+        summary = target.message.split("\n", 1)[0].strip()
+        text = f'Revert "{summary}"\n\nThis reverts commit {target.id}.'
+        return self._commit_tree(
+            refname,
+            tree,
+            [parent],
+            parent,
+            author=author,
+            committer=None,
+            message=build_message(text),
+        )
+
+    # ------------------------------------------------------------------ history
+
+    def _path_oid(self, commit: pygit2.Commit, path: str) -> pygit2.Oid | None:
+        try:
+            return commit.tree[path].id
+        except KeyError:
+            return None
+
+    def _touches(self, commit: pygit2.Commit, path: str) -> bool:
+        """True when ``path`` differs from every parent (Git's TREESAME rule)."""
+        mine = self._path_oid(commit, path)
+        if not commit.parents:
+            return mine is not None
+        return all(self._path_oid(p, path) != mine for p in commit.parents)
+
+    def history(
+        self, ref: str, *, path: str | None = None, after: str | None = None, limit: int = 50
+    ) -> HistoryPage:
+        """Newest-first commits reachable from ``ref``, a page at a time.
+
+        ``after`` is the previous page's cursor: the walk restarts at that commit and
+        skips it, so a page costs work proportional to its size, not its depth.
+        """
+        limit = max(1, min(MAX_PAGE, int(limit)))
+        start = self.resolve(after) if after else self.resolve(ref)
+        path = normalize_path(path) if path else None
+        found: list[pygit2.Commit] = []
+        # SortMode.NONE is libgit2's lazy, date-ordered walk; TIME/TOPOLOGICAL load the
+        # whole history first (and TIME reorders equal timestamps in a linear chain).
+        for commit in self.repo.walk(start, SortMode.NONE):
+            if after and str(commit.id) == start:
+                continue
+            if path is not None and not self._touches(commit, path):
+                continue
+            found.append(commit)
+            if len(found) > limit:
+                break
+        more = len(found) > limit
+        page = [commit_info(c) for c in found[:limit]]
+        return HistoryPage(commits=page, next_cursor=page[-1].oid if more else None)
+
+    def commit(self, oid: str) -> CommitInfo:
+        return commit_info(self._commit(oid))
+
+    # ------------------------------------------------------------------ diffs
+
+    word_diff = staticmethod(diffing.word_diff)
+
+    def _empty_tree(self) -> pygit2.Tree:
+        return self.repo[self.repo.TreeBuilder().write()]  # type: ignore[return-value]
+
+    def _diff_trees(
+        self,
+        old_tree: pygit2.Tree,
+        new_tree: pygit2.Tree,
+        old: str,
+        new: str,
+        paths: Sequence[str] | None,
+        context: int,
+        word_level: bool,
+    ) -> Diff:
+        wanted = None if paths is None else [normalize_path(p) for p in paths]
+        with translate():
+            raw = old_tree.diff_to_tree(new_tree, context_lines=max(0, int(context)))
+            raw.find_similar()
+        return diffing.convert(raw, old, new, paths=wanted, word_level=word_level)
+
+    def diff(
+        self,
+        old: str,
+        new: str,
+        *,
+        paths: Sequence[str] | None = None,
+        context: int = 3,
+        word_level: bool = True,
+    ) -> Diff:
+        """Changes from ``old`` to ``new`` (any refs), with rename detection."""
+        old_oid, old_tree = self._tree(old)
+        new_oid, new_tree = self._tree(new)
+        return self._diff_trees(old_tree, new_tree, old_oid, new_oid, paths, context, word_level)
+
+    def commit_diff(self, oid: str) -> Diff:
+        """What ``oid`` changed relative to its first parent (or to nothing, for a root).
+
+        For a root commit ``Diff.old`` is the empty tree's oid.
+        """
+        commit = self._commit(oid)
+        if commit.parents:
+            parent = commit.parents[0]
+            return self._diff_trees(
+                parent.tree, commit.tree, str(parent.id), str(commit.id), None, 3, True
+            )
+        empty = self._empty_tree()
+        return self._diff_trees(empty, commit.tree, str(empty.id), str(commit.id), None, 3, True)
+
+    def blame(self, path: str, ref: str) -> list[BlameLine]:
+        """Who last changed each line of ``path`` as of ``ref``."""
+        content = self.read(path, ref)
+        with translate():
+            blame = self.repo.blame(content.path, newest_commit=content.commit)
+        text = content.text
+        lines = text.split("\n")
+        if text.endswith("\n"):
+            lines.pop()
+        people: dict[str, tuple[Author, object]] = {}
+        out: list[BlameLine] = []
+        for hunk in blame:
+            oid = str(hunk.final_commit_id)
+            if oid not in people:
+                commit = self.repo[oid]
+                people[oid] = (author_of(commit.author), when(commit.author))  # type: ignore[union-attr]
+            who, at = people[oid]
+            start = hunk.final_start_line_number
+            for line_no in range(start, start + hunk.lines_in_hunk):
+                if 1 <= line_no <= len(lines):
+                    out.append(BlameLine(line_no, lines[line_no - 1], oid, who, at))  # type: ignore[arg-type]
+        return sorted(out, key=lambda b: b.line_no)
+
+    # ------------------------------------------------------------------ branches & tags
+
+    def branches(self) -> list[BranchInfo]:
+        """Default branch first, then most recently updated."""
+        default = self.default_branch
+        out = []
+        for refname in self.repo.references:
+            if not refname.startswith("refs/heads/"):
+                continue
+            target = self._target(refname)
+            if target is None:  # deleted while we were listing
+                continue
+            commit = self.repo[target]
+            name = refname.removeprefix("refs/heads/")
+            out.append(
+                BranchInfo(
+                    name=name,
+                    head=target,
+                    is_default=name == default,
+                    updated_at=when(commit.committer),  # type: ignore[union-attr]
+                    author=author_of(commit.author),  # type: ignore[union-attr]
+                )
+            )
+        out.sort(key=lambda b: b.name)
+        out.sort(key=lambda b: b.updated_at, reverse=True)
+        out.sort(key=lambda b: not b.is_default)
+        return out
+
+    def create_branch(self, name: str, from_ref: str) -> str:
+        """Create ``name`` at ``from_ref``; never moves an existing branch. Returns its head."""
+        refname = _branch_ref(name)
+        oid = self.resolve(from_ref)
+        try:
+            self._move_ref(refname, oid, None, f"branch: created from {from_ref}")
+        except RefConflict:
+            raise BranchExists(f"branch {name!r} already exists") from None
+        return oid
+
+    def delete_branch(self, name: str, *, expected: str | None = None) -> None:
+        """Delete a branch (never the default); with ``expected``, only if still there."""
+        refname = _branch_ref(name)
+        if refname == f"refs/heads/{self.default_branch}":
+            raise CannotDeleteDefaultBranch(f"{name!r} is the default branch")
+        ref = self.repo.references.get(refname)
+        if ref is None:
+            raise RefNotFound(f"no such branch: {name!r}")
+        current = str(ref.target)
+        if expected is not None and current != expected:
+            raise RefConflict(refname, expected, current)
+        # libgit2 deletes only if the ref still holds the value it was loaded with.
+        with translate(ref=refname, expected=current, actual=lambda: self._target(refname)):
+            ref.delete()
+
+    def tags(self) -> list[TagInfo]:
+        """All tags, newest first (lightweight tags dated by their commit)."""
+        out: list[tuple[float, TagInfo]] = []
+        for refname in self.repo.references:
+            if not refname.startswith("refs/tags/"):
+                continue
+            ref = self.repo.references.get(refname)
+            if ref is None:
+                continue
+            try:
+                commit = ref.peel(pygit2.Commit)
+            except (pygit2.GitError, ValueError, KeyError):
+                continue  # a tag on a blob or tree is not a version of the document
+            obj = self.repo[ref.target]
+            name = refname.removeprefix("refs/tags/")
+            if isinstance(obj, pygit2.Tag):
+                tagger = obj.tagger
+                info = TagInfo(
+                    name=name,
+                    target=str(commit.id),
+                    message=obj.message,
+                    tagger=author_of(tagger) if tagger else None,
+                    created_at=when(tagger) if tagger else None,
+                )
+                stamp = tagger.time if tagger else commit.commit_time
+            else:
+                info = TagInfo(name, str(commit.id), None, None, None)
+                stamp = commit.commit_time
+            out.append((stamp, info))
+        out.sort(key=lambda pair: (-pair[0], pair[1].name))
+        return [info for _, info in out]
+
+    def create_tag(self, name: str, target_ref: str, *, tagger: Author, message: str) -> str:
+        """Create an annotated tag; existing tags are refused, never moved.
+
+        Returns the oid of the tagged commit.
+        """
+        _ref_name("refs/tags/", name)
+        oid = self.resolve(target_ref)
+        with translate(exists=TagExists):
+            self.repo.create_tag(
+                name, oid, ObjectType.COMMIT, signature(tagger), build_message(message)
+            )
+        return oid
