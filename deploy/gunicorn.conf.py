@@ -15,3 +15,6 @@ graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG", "-")
 errorlog = "-"
+# gunicorn's control socket defaults to one path per user, which several servers
+# on one machine (tests, a dev server) would fight over; Quire does not use it.
+control_socket_disable = True

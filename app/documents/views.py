@@ -72,7 +72,8 @@ def _resolve(repo: gitstore.Document, ref: str) -> str:
 
 def _raw_url(document: Document, ref: str) -> Callable[[str], str]:
     def resolve(relative: str) -> str:
-        return url_for("documents.raw", slug=document.slug, ref=ref, path=relative.split("#")[0])
+        path = relative.split("#")[0].split("?")[0]
+        return url_for("documents.raw", slug=document.slug, ref_and_path=f"{ref}/{path}")
 
     return resolve
 
