@@ -49,7 +49,9 @@ def _pg_url(database: str) -> str:
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database of this test worker's own, migrated to head."""
     admin_url = TEST_DATABASE_URL.replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"quire_test_{_worker()}"
+    # Unique per run and worker: concurrent runs on one server never share a database.
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+    name = f"quire_test_{_worker()}_{run_id}"
     try:
         engine = create_engine(
             admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
