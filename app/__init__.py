@@ -32,6 +32,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=app.config["LOG_LEVEL"])
 
     from app import db, errors, extensions, storage
+    from app.auth.sessions import SessionInterface
+
+    app.session_interface = SessionInterface()
     from app.auth import current
 
     db.init_app(app)

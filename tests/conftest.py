@@ -96,6 +96,8 @@ def backend(request: pytest.FixtureRequest) -> str:
 def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Flask]:
     config: dict[str, object] = {
         "TESTING": True,
+        # argon2's cheapest profile: the tests check hashing is used, not its cost.
+        "PASSWORD_HASH_PROFILE": "cheapest",
         "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
         "REPOS_ROOT": tmp_path / "repos",
         "VAR_DIR": tmp_path,

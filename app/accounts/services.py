@@ -8,13 +8,16 @@ and keeps token checks on every git request cheap).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import re
 import secrets
 from datetime import datetime
 
+import argon2.profiles
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -28,7 +31,19 @@ MIN_PASSWORD = 8
 TOKEN_PREFIX = "qt_"
 RESERVED_USERNAMES = frozenset({"admin", "api", "login", "logout", "signup", "new", "settings"})
 
-_hasher = PasswordHasher()
+
+def _hasher() -> PasswordHasher:
+    """The application's argon2 hasher (tests configure a cheap profile)."""
+    hasher = current_app.extensions.get("quire.password_hasher")
+    if hasher is None:
+        profile = current_app.config.get("PASSWORD_HASH_PROFILE", "default")
+        hasher = (
+            PasswordHasher.from_parameters(argon2.profiles.CHEAPEST)
+            if profile == "cheapest"
+            else PasswordHasher()
+        )
+        current_app.extensions["quire.password_hasher"] = hasher
+    return hasher
 
 
 class AccountError(ValueError):
@@ -36,16 +51,16 @@ class AccountError(ValueError):
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def verify_password(user: User, password: str) -> bool:
     try:
-        ok = _hasher.verify(user.password_hash, password)
+        ok = _hasher().verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-    if ok and _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if ok and _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher().hash(password)
         db.session().commit()
     return ok
 
@@ -111,12 +126,14 @@ def authenticate(login: str, password: str) -> User | None:
     return user
 
 
-_DUMMY_HASH = _hasher.hash("quire-dummy-password")
+@functools.cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    return hasher.hash("quire-dummy-password")
 
 
 def _burn_time(password: str) -> None:
     with contextlib.suppress(VerificationError):
-        _hasher.verify(_DUMMY_HASH, password)
+        _hasher().verify(_dummy_hash(_hasher()), password)
 
 
 def set_password(user: User, password: str) -> None:

@@ -179,11 +179,8 @@ def create_document():
     )
     grant = require(user, Action.READ, document)
     body = serializers.document_json(document, base_url(), grant)
-    return (
-        body,
-        201,
-        {"Location": f"{request.url_root.rstrip('/')}{bp.url_prefix}/documents/{document.slug}"},
-    )
+    location = f"{base_url()}{bp.url_prefix}/documents/{document.slug}"
+    return body, 201, {"Location": location}
 
 
 @bp.get("/documents/<slug>")

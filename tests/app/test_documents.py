@@ -368,3 +368,23 @@ def test_history_pages_with_cursor(app: Flask, signed_in) -> None:
     cursor = re.search(r"after=([0-9a-f]{40})", first).group(1)
     second = signed_in.get(f"/d/{slug}/history?after={cursor}").get_data(as_text=True)
     assert "version 9<" in second and "Create document" in second and "version 59" not in second
+
+
+def test_session_cookie_is_secure_over_https(app: Flask, client, accounts) -> None:
+    accounts.create("ada")
+    token_page = client.get("/login", base_url="https://localhost")
+    assert token_page.status_code == 200
+    csrf = re.search(
+        r'name="csrf_token"[^>]*value="([^"]+)"', token_page.get_data(as_text=True)
+    ).group(1)
+    response = client.post(
+        "/login",
+        data={"login": "ada", "password": "correct horse battery", "csrf_token": csrf},
+        base_url="https://localhost",
+        headers={"Referer": "https://localhost/login"},
+    )
+    assert response.status_code == 302
+    cookie = response.headers["Set-Cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    plain = client.submit("/login", {"login": "ada", "password": "correct horse battery"})
+    assert "Secure" not in plain.headers["Set-Cookie"]
