@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+
+def _rate_limit_key() -> str:
+    """The client address, namespaced per application (apps can share one Redis)."""
+    return current_app.config.get("RATELIMIT_NAMESPACE", "") + get_remote_address()
+
+
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], strategy="fixed-window")
+limiter = Limiter(key_func=_rate_limit_key, default_limits=[], strategy="fixed-window")
 
 
 def init_app(app: Flask) -> None:

@@ -101,7 +101,7 @@ def app(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         "SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
         "REPOS_ROOT": tmp_path / "repos",
         "VAR_DIR": tmp_path,
-        "RATELIMIT_KEY_PREFIX": f"quire-test-{_worker()}-{uuid.uuid4().hex[:8]}",
+        "RATELIMIT_NAMESPACE": f"quire-test-{_worker()}-{uuid.uuid4().hex[:8]}",
     }
     if backend == "postgresql":
         config["DATABASE_URL"] = request.getfixturevalue("postgres_url")

@@ -121,7 +121,10 @@ def authenticate(login: str, password: str) -> User | None:
         # Spend the same time as a real check so that timing does not reveal accounts.
         _burn_time(password)
         return None
-    if not user.is_active or not verify_password(user, password):
+    if not user.is_active:
+        _burn_time(password)
+        return None
+    if not verify_password(user, password):
         return None
     return user
 

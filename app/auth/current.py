@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, g, request, session
+import hashlib
+import hmac
+
+from flask import Flask, current_app, g, request, session
 from sqlalchemy import select
 
 from app import db
@@ -29,16 +32,22 @@ def load_actor() -> None:
     user = db.session().scalar(select(User).where(User.id == user_id))
     # The session remembers a fragment of the password hash: changing the password
     # (or deactivating the account) signs out every other session.
-    if user is None or not user.is_active or session.get("pwd") != user.password_hash[-12:]:
+    if user is None or not user.is_active or session.get("pwd") != password_stamp(user):
         session.clear()
         return
     g.actor = user
 
 
+def password_stamp(user: User) -> str:
+    """A keyed digest of the password hash: changes with the password, reveals nothing."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, user.password_hash.encode(), hashlib.sha256).hexdigest()[:20]
+
+
 def sign_in(user: User) -> None:
     session.clear()  # a fresh session on login defeats fixation
     session["uid"] = user.id
-    session["pwd"] = user.password_hash[-12:]
+    session["pwd"] = password_stamp(user)
     session.permanent = True
 
 

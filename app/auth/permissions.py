@@ -54,26 +54,50 @@ GRANTABLE_ROLES = (Role.VIEWER, Role.REVIEWER, Role.EDITOR, Role.MAINTAINER)
 
 
 class Action(enum.Enum):
-    """Everything a person can do to a document; the value is the least role needed."""
+    """Everything a person can do to a document; :attr:`least_role` is the role needed.
 
-    READ = Role.VIEWER  # view, history, diffs, blame, raw, clone
-    COMMENT = Role.REVIEWER
-    APPROVE = Role.REVIEWER
-    EDIT = Role.EDITOR  # save, upload, restore, revert, edit live
-    CREATE_BRANCH = Role.EDITOR
-    PUSH = Role.EDITOR  # unprotected branches; protection rules narrow it further
-    OPEN_MERGE_REQUEST = Role.EDITOR
-    MERGE = Role.MAINTAINER
-    PROTECT_BRANCH = Role.MAINTAINER
-    TAG_RELEASE = Role.MAINTAINER
-    MANAGE_MEMBERS = Role.MAINTAINER
-    EDIT_SETTINGS = Role.MAINTAINER  # title, slug
-    CHANGE_VISIBILITY = Role.OWNER
-    DELETE_DOCUMENT = Role.OWNER
+    Values are the actions' own names: several actions need the same role, and
+    with the role as the value Python's Enum would make them aliases of one
+    another (``Action.APPROVE is Action.COMMENT``), hiding them from iteration
+    and mislabelling denials.
+    """
+
+    READ = "read"  # view, history, diffs, blame, raw, clone
+    COMMENT = "comment"
+    APPROVE = "approve"
+    EDIT = "edit"  # save, upload, restore, revert, edit live
+    CREATE_BRANCH = "create_branch"
+    PUSH = "push"  # unprotected branches; protection rules narrow it further
+    OPEN_MERGE_REQUEST = "open_merge_request"
+    MERGE = "merge"
+    PROTECT_BRANCH = "protect_branch"
+    TAG_RELEASE = "tag_release"
+    MANAGE_MEMBERS = "manage_members"
+    EDIT_SETTINGS = "edit_settings"  # title, slug
+    CHANGE_VISIBILITY = "change_visibility"
+    DELETE_DOCUMENT = "delete_document"
 
     @property
     def least_role(self) -> Role:
-        return Role(self.value)
+        return _LEAST_ROLE[self]
+
+
+_LEAST_ROLE: dict[Action, Role] = {
+    Action.READ: Role.VIEWER,
+    Action.COMMENT: Role.REVIEWER,
+    Action.APPROVE: Role.REVIEWER,
+    Action.EDIT: Role.EDITOR,
+    Action.CREATE_BRANCH: Role.EDITOR,
+    Action.PUSH: Role.EDITOR,
+    Action.OPEN_MERGE_REQUEST: Role.EDITOR,
+    Action.MERGE: Role.MAINTAINER,
+    Action.PROTECT_BRANCH: Role.MAINTAINER,
+    Action.TAG_RELEASE: Role.MAINTAINER,
+    Action.MANAGE_MEMBERS: Role.MAINTAINER,
+    Action.EDIT_SETTINGS: Role.MAINTAINER,
+    Action.CHANGE_VISIBILITY: Role.OWNER,
+    Action.DELETE_DOCUMENT: Role.OWNER,
+}
 
 
 class PermissionDenied(Exception):
@@ -109,7 +133,10 @@ def role_of(actor: User | None, document: Document) -> Role:
             )
         )
         if stored:
-            return Role.parse(stored)
+            try:
+                return max(Role.parse(stored), Role.VIEWER if document.is_public else Role.NONE)
+            except ValueError:  # an unknown stored role grants nothing beyond public access
+                pass
     return Role.VIEWER if document.is_public else Role.NONE
 
 

@@ -564,6 +564,10 @@ def settings(document: Document):
         what = request.form.get("form")
         try:
             if what == "general":
+                visibility = request.form.get("visibility")
+                if visibility and visibility != document.visibility:
+                    # Check before anything is saved, so a refused change saves nothing.
+                    require(actor, Action.CHANGE_VISIBILITY, document)
                 services.update_settings(
                     actor,
                     document,
