@@ -10,11 +10,11 @@ from markupsafe import Markup
 from app.rendering.markdown import render_markdown
 
 
-def ago(value: datetime | None) -> str:
+def ago(value: datetime | None, now: datetime | None = None) -> str:
     """A compact relative time ('3 min ago'); the exact time goes in a title attribute."""
     if value is None:
         return ""
-    seconds = int((datetime.now(UTC) - value).total_seconds())
+    seconds = int(((now or datetime.now(UTC)) - value).total_seconds())
     if seconds < 45:
         return "just now"
     for size, unit in (

@@ -420,12 +420,26 @@ class Document:
         except KeyError:
             return None
 
-    def _touches(self, commit: pygit2.Commit, path: str) -> bool:
-        """True when ``path`` differs from every parent (Git's TREESAME rule)."""
-        mine = self._path_oid(commit, path)
+    def _touches(
+        self, commit: pygit2.Commit, path: str, seen: dict[pygit2.Oid, object] | None = None
+    ) -> bool:
+        """True when ``path`` differs from every parent (Git's TREESAME rule).
+
+        ``seen`` remembers each commit's entry for ``path`` during one walk: in a
+        linear history a commit's parent is the next commit walked, so every tree
+        is read once instead of twice.
+        """
+        seen = {} if seen is None else seen
+
+        def path_oid(c: pygit2.Commit) -> object:
+            if c.id not in seen:
+                seen[c.id] = self._path_oid(c, path)
+            return seen[c.id]
+
+        mine = path_oid(commit)
         if not commit.parents:
             return mine is not None
-        return all(self._path_oid(p, path) != mine for p in commit.parents)
+        return all(path_oid(p) != mine for p in commit.parents)
 
     def history(
         self, ref: str, *, path: str | None = None, after: str | None = None, limit: int = 50
@@ -439,12 +453,13 @@ class Document:
         start = self.resolve(after) if after else self.resolve(ref)
         path = normalize_path(path) if path else None
         found: list[pygit2.Commit] = []
+        seen: dict[pygit2.Oid, object] = {}
         # SortMode.NONE is libgit2's lazy, date-ordered walk; TIME/TOPOLOGICAL load the
         # whole history first (and TIME reorders equal timestamps in a linear chain).
         for commit in self.repo.walk(start, SortMode.NONE):
             if after and str(commit.id) == start:
                 continue
-            if path is not None and not self._touches(commit, path):
+            if path is not None and not self._touches(commit, path, seen):
                 continue
             found.append(commit)
             if len(found) > limit:

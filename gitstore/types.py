@@ -97,6 +97,11 @@ class CommitInfo:
     parents: tuple[str, ...]
     co_authors: tuple[Author, ...] = ()
 
+    @property
+    def byline(self) -> str:
+        """The author and co-authors' names, as a history row shows them."""
+        return ", ".join([self.author.name, *(a.name for a in self.co_authors)])
+
 
 @dataclass(frozen=True)
 class HistoryPage:

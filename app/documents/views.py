@@ -29,6 +29,7 @@ from app.accounts.views import login_required
 from app.auth.permissions import Action, grant_for, require
 from app.documents import services
 from app.documents.models import Document
+from app.documents.presenters import history_rows
 from app.rendering.diffview import rendered_diff, side_by_side
 from app.rendering.markdown import render_markdown
 
@@ -46,6 +47,9 @@ def document_view(action: Action) -> Callable[..., Any]:
         def wrapper(slug: str, **kwargs: Any) -> Any:
             document = services.get_document(slug)
             if document is None:
+                renamed = services.get_document_by_alias(slug)
+                if renamed is not None and require_read(renamed):
+                    return _redirect_renamed(slug, renamed.slug)
                 abort(404)
             g.grant = require(g.actor, action, document)
             g.document = document
@@ -54,6 +58,22 @@ def document_view(action: Action) -> Callable[..., Any]:
         return wrapper
 
     return decorator
+
+
+def require_read(document: Document) -> bool:
+    """True when the actor may read the document (else answer 404 as if it did not exist)."""
+    require(g.actor, Action.READ, document)
+    return True
+
+
+def _redirect_renamed(old: str, new: str) -> Response:
+    """Send a request for a renamed document's old slug to the same page under the new one."""
+    prefix = f"/d/{old}"
+    path = request.path
+    target = f"/d/{new}{path[len(prefix) :]}" if path.startswith(prefix) else f"/d/{new}"
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    return redirect(target, 301 if request.method in ("GET", "HEAD") else 308)
 
 
 def _git(document: Document) -> gitstore.Document:
@@ -378,8 +398,10 @@ def history(document: Document):
         page = repo.history(ref, path=path, after=after, limit=50)
     except (gitstore.RefNotFound, gitstore.InvalidPath, ValueError):
         abort(404)
+    rows = history_rows(page.commits, url_for("documents.show", slug=document.slug))
     return render_template(
-        "documents/history.html", **_context(document, ref=ref, path=path, page=page, after=after)
+        "documents/history.html",
+        **_context(document, ref=ref, path=path, page=page, after=after, rows=rows),
     )
 
 
