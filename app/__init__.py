@@ -6,7 +6,6 @@ gunicorn (``app:create_app()``) both use.
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from typing import Any
 
@@ -29,7 +28,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = settings.resolve_secret_key()
-    logging.basicConfig(level=app.config["LOG_LEVEL"])
+    from app import ops
+
+    ops.configure_logging(app)  # JSON lines on stdout (text on a terminal)
 
     from app import db, errors, extensions, storage
     from app.auth.sessions import SessionInterface
@@ -42,11 +43,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     current.init_app(app)
     errors.init_app(app)
+    ops.init_app(app)  # request ids, metrics, slow queries, Sentry
 
     from app import cli, templating
     from app.accounts.views import bp as accounts_bp
     from app.api.views import bp as api_bp
     from app.documents.views import bp as documents_bp
+    from app.githttp.views import bp as githttp_bp
     from app.ops.views import bp as ops_bp
 
     templating.init_app(app)
@@ -55,5 +58,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     extensions.csrf.exempt(api_bp)
     app.register_blueprint(documents_bp)
+    app.register_blueprint(githttp_bp)
+    extensions.csrf.exempt(githttp_bp)  # token auth only; cookies are ignored there
+    from app import live
+
+    live.init_app(app)
     cli.init_app(app)
     return app

@@ -53,6 +53,9 @@ class Settings:
     login_rate_limit: str = "10 per minute"
     session_cookie_secure: bool = False
     log_level: str = "INFO"
+    git_binary: str = "git"
+    git_max_body_bytes: int = 2 * 1024 * 1024 * 1024
+    git_max_fetch_request_bytes: int = 32 * 1024 * 1024
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -71,6 +74,9 @@ class Settings:
             login_rate_limit=env.get("LOGIN_RATE_LIMIT", "10 per minute"),
             session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", False),
             log_level=env.get("LOG_LEVEL", "INFO"),
+            git_binary=env.get("GIT_BINARY") or "git",
+            git_max_body_bytes=_int(env, "GIT_MAX_BODY_BYTES", 2 * 1024 * 1024 * 1024),
+            git_max_fetch_request_bytes=_int(env, "GIT_MAX_FETCH_REQUEST_BYTES", 32 * 1024 * 1024),
         )
         return settings
 
@@ -113,4 +119,7 @@ class Settings:
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "LOG_LEVEL": self.log_level,
+            "GIT_BINARY": self.git_binary,
+            "GIT_MAX_BODY_BYTES": self.git_max_body_bytes,
+            "GIT_MAX_FETCH_REQUEST_BYTES": self.git_max_fetch_request_bytes,
         }

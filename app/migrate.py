@@ -16,5 +16,7 @@ def alembic_config(url: str | None = None) -> Config:
     return cfg
 
 
-def upgrade(url: str | None = None, revision: str = "head") -> None:
+def upgrade(url: str | None = None, revision: str = "heads") -> None:
+    """Upgrade to every head: features developed side by side may branch the history
+    (0002 and 0003 both follow 0001) until a merge revision joins them."""
     command.upgrade(alembic_config(url), revision)

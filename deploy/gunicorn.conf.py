@@ -18,3 +18,27 @@ errorlog = "-"
 # gunicorn's control socket defaults to one path per user, which several servers
 # on one machine (tests, a dev server) would fight over; Quire does not use it.
 control_socket_disable = True
+
+
+def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signature
+    """Start live editing's background work (crash recovery sweep) in each worker."""
+    from app import live
+
+    live.start(worker.wsgi)
+
+
+def worker_exit(server, worker):  # noqa: ANN001, ANN201
+    """On SIGTERM (a deploy): commit every live room and close its sockets (1001)."""
+    from app import live
+
+    live.stop(getattr(worker, "wsgi", None))
+
+
+# Monitoring (app/ops/gunicorn_hooks.py): PROMETHEUS_MULTIPROC_DIR is set here, before any
+# worker imports prometheus_client, and emptied at start; JSON access lines without probes.
+from app.ops import gunicorn_hooks as _ops  # noqa: E402
+
+_ops.use_multiprocess_dir()
+logger_class = _ops.JsonAccessLogger
+on_starting = _ops.on_starting
+child_exit = _ops.child_exit

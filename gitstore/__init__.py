@@ -41,6 +41,23 @@ __all__ = [
     "WordSpan",
     "normalize_path",
     "word_diff",
+    # smart HTTP: pkt-lines and git processes
+    "FLUSH_PKT",
+    "GitService",
+    "ProtocolError",
+    "PushRequest",
+    "RefStatus",
+    "RefUpdate",
+    "ServiceProcess",
+    "ZERO_OID",
+    "advertise_refs",
+    "build_report",
+    "cooperative_popen",
+    "encode_pkt",
+    "parse_git_protocol",
+    "parse_report",
+    "read_push_commands",
+    "validate_pkt_stream",
 ]
 
 from .diffing import word_diff
@@ -61,7 +78,27 @@ from .errors import (
     TagExists,
 )
 from .paths import normalize_path
+from .protocol import (
+    FLUSH_PKT,
+    ZERO_OID,
+    ProtocolError,
+    PushRequest,
+    RefStatus,
+    RefUpdate,
+    build_report,
+    encode_pkt,
+    parse_report,
+    read_push_commands,
+    validate_pkt_stream,
+)
 from .store import Store
+from .transport import (
+    GitService,
+    ServiceProcess,
+    advertise_refs,
+    cooperative_popen,
+    parse_git_protocol,
+)
 from .types import (
     Author,
     BlameLine,

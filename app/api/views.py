@@ -257,6 +257,7 @@ def put_file(slug: str, path: str):
             content=content,
             message=field(data, "message"),
             parent=parent,
+            source="api",
         )
     except gitstore.NothingToCommit:
         return {"commit": services.repo(document).head(branch), "merged": False}, 200
@@ -279,6 +280,7 @@ def delete_file(slug: str, path: str):
         path=path,
         parent=parent_oid(parent),
         message=request.args.get("message", ""),
+        source="api",
     )
     return {"commit": commit}
 

@@ -52,3 +52,16 @@ class Membership(Base):
 
     document: Mapped[Document] = relationship(back_populates="memberships")
     user: Mapped[User] = relationship()
+
+
+class SlugAlias(Base):
+    """A slug the document had before a rename, so old links and clone URLs keep working."""
+
+    __tablename__ = "slug_aliases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    old_slug: Mapped[str] = mapped_column(String(80), unique=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

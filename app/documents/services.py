@@ -19,6 +19,7 @@ import gitstore
 from app import db
 from app.accounts.models import User
 from app.accounts.services import get_user_by_username
+from app.activity.services import record_ref_updates
 from app.auth.permissions import (
     GRANTABLE_ROLES,
     Action,
@@ -28,7 +29,7 @@ from app.auth.permissions import (
     require,
 )
 from app.db import utcnow
-from app.documents.models import VISIBILITIES, Document, Membership
+from app.documents.models import VISIBILITIES, Document, Membership, SlugAlias
 from app.storage import get_store
 
 DEFAULT_FILE = "document.md"
@@ -130,6 +131,20 @@ def get_document(slug: str) -> Document | None:
     return db.session().scalar(select(Document).where(Document.slug == slug))
 
 
+def get_document_by_alias(old_slug: str) -> Document | None:
+    """The document that used to be called ``old_slug`` (renames keep old URLs working)."""
+    return db.session().scalar(
+        select(Document)
+        .join(SlugAlias, SlugAlias.document_id == Document.id)
+        .where(SlugAlias.old_slug == old_slug)
+    )
+
+
+def resolve_slug(slug: str) -> Document | None:
+    """A document by its current slug, else by a slug it had before a rename."""
+    return get_document(slug) or get_document_by_alias(slug)
+
+
 def repo(document: Document) -> gitstore.Document:
     return get_store().open(document.repo_id)
 
@@ -200,6 +215,11 @@ def touch(document: Document) -> None:
     db.session().commit()
 
 
+def _moved(actor: User, document: Document, branch: str, old: str, new: str, source: str) -> None:
+    """Record a branch moved by a save and send ``ref_updated`` (also touches the document)."""
+    record_ref_updates(document, actor, [(f"refs/heads/{branch}", old, new)], source=source)
+
+
 def save_file(
     actor: User,
     document: Document,
@@ -209,6 +229,7 @@ def save_file(
     content: bytes | str,
     message: str,
     parent: str,
+    source: str = "web",
 ) -> gitstore.SaveResult:
     """Save one file from the head the user started from.
 
@@ -224,13 +245,19 @@ def save_file(
         author=author_of(actor),
         message=message,
     )
-    if branch == document.default_branch:
-        touch(document)
+    _moved(actor, document, branch, parent, result.commit, source)
     return result
 
 
 def delete_file(
-    actor: User, document: Document, *, branch: str, path: str, parent: str, message: str = ""
+    actor: User,
+    document: Document,
+    *,
+    branch: str,
+    path: str,
+    parent: str,
+    message: str = "",
+    source: str = "web",
 ) -> str:
     require(actor, Action.EDIT, document)
     commit = repo(document).write(
@@ -240,8 +267,7 @@ def delete_file(
         author=author_of(actor),
         message=message.strip() or f"Delete {path}",
     )
-    if branch == document.default_branch:
-        touch(document)
+    _moved(actor, document, branch, parent, commit, source)
     return commit
 
 
@@ -250,16 +276,14 @@ def restore_version(
 ) -> str:
     require(actor, Action.EDIT, document)
     commit = repo(document).restore(branch, version, parent=parent, author=author_of(actor))
-    if branch == document.default_branch:
-        touch(document)
+    _moved(actor, document, branch, parent, commit, "web")
     return commit
 
 
 def revert_commit(actor: User, document: Document, *, branch: str, commit: str, parent: str) -> str:
     require(actor, Action.EDIT, document)
     new = repo(document).revert(branch, commit, parent=parent, author=author_of(actor))
-    if branch == document.default_branch:
-        touch(document)
+    _moved(actor, document, branch, parent, new, "web")
     return new
 
 
@@ -290,6 +314,18 @@ def update_settings(
         clash = session.scalar(select(Document.id).where(Document.slug == new_slug))
         if clash is not None:
             raise SlugTaken(f"The slug {new_slug!r} is already in use.")
+        # The old slug becomes an alias (old links and clone URLs keep working); the new
+        # slug stops being anyone's alias: a live slug always wins.
+        old_slug = document.slug
+        stale = session.scalars(select(SlugAlias).where(SlugAlias.old_slug == new_slug))
+        for alias in stale:
+            session.delete(alias)
+        session.flush()
+        previous = session.scalar(select(SlugAlias).where(SlugAlias.old_slug == old_slug))
+        if previous is None:
+            session.add(SlugAlias(old_slug=old_slug, document_id=document.id))
+        else:
+            previous.document_id = document.id
         document.slug = new_slug
     try:
         session.commit()

@@ -5,7 +5,10 @@ from __future__ import annotations
 from alembic import context
 
 import app.accounts.models  # noqa: F401  (register tables)
+import app.activity.models  # noqa: F401
 import app.documents.models  # noqa: F401
+import app.documents.protection  # noqa: F401
+import app.live.journal  # noqa: F401
 from app.db import Base, make_engine
 
 config = context.config

@@ -288,7 +288,10 @@ def test_settings_rename_visibility_members_and_delete(app: Flask, signed_in, ac
         },
     )
     assert response.status_code == 302
-    assert signed_in.get(f"/d/{slug}").status_code == 404
+    # The old slug redirects to the new one (old links keep working after a rename).
+    moved = signed_in.get(f"/d/{slug}/history?ref=main")
+    assert moved.status_code == 301
+    assert moved.headers["Location"].endswith("/d/settled-anew/history?ref=main")
     with app.app_context():
         document = services.get_document("settled-anew")
         assert document.repo_id == repo_id and document.visibility == "public"

@@ -226,7 +226,9 @@ class _MainCollector(_Collector):
         self.all_scripts = 0
 
     def handle_starttag(self, tag, attrs) -> None:  # noqa: ANN001
-        if tag == "script":
+        # The page may load Quire's own static modules (the copy button); any other
+        # script, inline or from elsewhere, counts.
+        if tag == "script" and not (dict(attrs).get("src") or "").startswith("/static/js/"):
             self.all_scripts += 1
         if tag == "main":
             self.depth += 1

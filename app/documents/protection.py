@@ -1,0 +1,146 @@
+"""Branch protection and the one rule for moving refs by push.
+
+A protected branch accepts direct pushes only from the roles its rule allows, and
+never a non-fast-forward update or a deletion. A document's default branch is
+protected even without a row: it behaves as if it had a rule pushable by maintainers
+and above. Rules are rows so that later features (required approvals for merge
+requests, status checks) can add columns to :class:`BranchProtection` and checks to
+:func:`can_update_ref` without another model.
+
+:func:`can_update_ref` follows the permission module: it asks
+:func:`app.auth.permissions.grant_for` and returns None when allowed or the reason
+the git client prints next to ``! [remote rejected]``. Both the check before git runs
+and the authoritative pre-receive hook call it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app import db
+from app.auth.permissions import Action, Grant, Role, grant_for
+from app.db import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from app.accounts.models import User
+    from app.documents.models import Document
+
+BRANCH_PREFIX = "refs/heads/"
+TAG_PREFIX = "refs/tags/"
+#: A conservative subset of git's ref-name rules (git check-ref-format) for pushed names.
+_REF_PART = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._+@-]*")
+
+
+class BranchProtection(Base):
+    """A protection rule: ``pattern`` is a branch name or an fnmatch pattern (``release/*``)."""
+
+    __tablename__ = "branch_protections"
+    __table_args__ = (UniqueConstraint("document_id", "pattern"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document_id: Mapped[int] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), index=True
+    )
+    pattern: Mapped[str] = mapped_column(String(255))
+    #: The least role that may push directly (a Role label: editor, maintainer, owner).
+    push_role: Mapped[str] = mapped_column(String(20), default=Role.MAINTAINER.label)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def least_push_role(self) -> Role:
+        return Role.parse(self.push_role)
+
+
+@dataclass(frozen=True)
+class Protection:
+    """The rule in force for one branch (an implicit one for the default branch)."""
+
+    branch: str
+    push_role: Role
+
+
+def protection_for(document: Document, branch: str) -> Protection | None:
+    """The rule protecting ``branch``, or None. Exact names win over patterns."""
+    rules = db.session().scalars(
+        select(BranchProtection).where(BranchProtection.document_id == document.id)
+    )
+    matching = [r for r in rules if r.pattern == branch or fnmatch.fnmatchcase(branch, r.pattern)]
+    if matching:
+        exact = [r for r in matching if r.pattern == branch]
+        rule = (exact or matching)[0]
+        return Protection(branch, rule.least_push_role)
+    if branch == document.default_branch:
+        return Protection(branch, Role.MAINTAINER)
+    return None
+
+
+def is_valid_ref_name(name: str) -> bool:
+    """A branch or tag short name git and Quire both accept (no ``..``, no ``.lock``)."""
+    if not name or len(name) > 200 or ".." in name or "@{" in name or name.endswith("."):
+        return False
+    return all(
+        _REF_PART.fullmatch(part) and not part.endswith(".lock") and not part.startswith(".")
+        for part in name.split("/")
+    )
+
+
+def _zero(oid: str) -> bool:
+    return set(oid) == {"0"}
+
+
+def can_update_ref(
+    actor: User | None,
+    document: Document,
+    refname: str,
+    old: str,
+    new: str,
+    is_fast_forward: bool | None,
+    *,
+    grant: Grant | None = None,
+) -> str | None:
+    """None if ``actor`` may move ``refname`` from ``old`` to ``new``, else the reason.
+
+    ``is_fast_forward`` is None when it cannot be known yet (before git has received
+    the pack); the pre-receive hook passes the real answer.
+    """
+    grant = grant or grant_for(actor, document)
+    if not grant.allows(Action.READ):
+        return "repository not found"
+    if not grant.allows(Action.PUSH):
+        return "you do not have permission to push to this document"
+    creating, deleting = _zero(old), _zero(new)
+    if refname.startswith("refs/merge-requests/"):
+        return "refs/merge-requests/* are managed by Quire; push a branch instead"
+    if refname.startswith(TAG_PREFIX):
+        if not is_valid_ref_name(refname[len(TAG_PREFIX) :]):
+            return "invalid tag name"
+        if not grant.allows(Action.TAG_RELEASE):
+            return "only maintainers can create or delete tags"
+        if not creating and not deleting:
+            return "tags are never moved; create a new tag instead"
+        return None
+    if not refname.startswith(BRANCH_PREFIX):
+        return "only branches (refs/heads/*) and tags (refs/tags/*) can be pushed"
+    branch = refname[len(BRANCH_PREFIX) :]
+    if not is_valid_ref_name(branch):
+        return "invalid branch name"
+    rule = protection_for(document, branch)
+    if rule is None:
+        return None
+    if deleting:
+        return f"protected branch {branch!r} cannot be deleted"
+    if not (grant.is_admin or grant.role >= rule.push_role):
+        return (
+            f"branch {branch!r} is protected: only {rule.push_role.label}s and above "
+            "can push to it directly; push another branch and open a merge request"
+        )
+    if not creating and is_fast_forward is False:
+        return f"non-fast-forward updates of protected branch {branch!r} are not allowed"
+    return None

@@ -1,0 +1,1 @@
+"""Git over smart HTTP: clone, fetch and push a document's repository with a token."""
