@@ -16,6 +16,7 @@ from app.config import PROJECT_ROOT, Settings
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     settings = Settings.from_env()
+    settings.validate()  # production refuses an unsafe configuration, saying why
     app = Flask(
         __name__,
         template_folder=str(PROJECT_ROOT / "templates"),
@@ -36,6 +37,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app.auth.sessions import SessionInterface
 
     app.session_interface = SessionInterface()
+    from app import security
+
+    security.init_app(app)  # trusted proxy hops, allowed hosts, HSTS
     from app.auth import current
 
     db.init_app(app)

@@ -13,7 +13,7 @@ from app import db
 from app.accounts import services as accounts
 from app.accounts.models import User
 from app.documents.models import Document
-from app.migrate import upgrade
+from app.migrate import upgrade, upgrade_locked
 
 user_cli = AppGroup("user", help="Manage accounts.")
 token_cli = AppGroup("token", help="Manage personal access tokens.")
@@ -103,9 +103,19 @@ def documents_list() -> None:
 
 
 @db_cli.command("upgrade")
-def db_upgrade() -> None:
-    """Apply every pending migration."""
-    upgrade()
+@click.option(
+    "--no-lock", is_flag=True, help="Skip the migration lock (one process only, e.g. tests)."
+)
+def db_upgrade(no_lock: bool) -> None:
+    """Apply every pending migration, holding the database's migration lock: safe when
+    several containers of a release start at once (the later ones wait, then find
+    nothing to do)."""
+    if no_lock:
+        upgrade()
+    else:
+        waited = upgrade_locked()
+        if waited > 1:
+            click.echo(f"waited {waited:.1f}s for another process's migration")
     click.echo("database is up to date")
 
 

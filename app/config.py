@@ -37,6 +37,13 @@ def _bool(env: dict[str, str], name: str, default: bool) -> bool:
     return raw.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _list(raw: str) -> list[str]:
+    return [part.strip() for part in raw.split(",") if part.strip()]
+
+
+MIN_SECRET_KEY_LENGTH = 32
+
+
 @dataclass
 class Settings:
     """The resolved settings; Flask's ``app.config`` receives them upper-cased."""
@@ -56,6 +63,12 @@ class Settings:
     git_binary: str = "git"
     git_max_body_bytes: int = 2 * 1024 * 1024 * 1024
     git_max_fetch_request_bytes: int = 32 * 1024 * 1024
+    # Production hardening (see validate() and app/security.py).
+    web_concurrency: int = 1
+    hosts: int = 1
+    allowed_hosts: list[str] = field(default_factory=list)
+    trusted_proxy_hops: int = 0
+    hsts_max_age: int = 2 * 365 * 24 * 3600
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -77,12 +90,71 @@ class Settings:
             git_binary=env.get("GIT_BINARY") or "git",
             git_max_body_bytes=_int(env, "GIT_MAX_BODY_BYTES", 2 * 1024 * 1024 * 1024),
             git_max_fetch_request_bytes=_int(env, "GIT_MAX_FETCH_REQUEST_BYTES", 32 * 1024 * 1024),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", 1),
+            hosts=_int(env, "QUIRE_HOSTS", 1),
+            allowed_hosts=_list(env.get("ALLOWED_HOSTS", "")),
+            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
+            hsts_max_age=_int(env, "HSTS_MAX_AGE", 2 * 365 * 24 * 3600),
         )
         return settings
 
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    def validate(self) -> None:
+        """Refuse an unsafe production configuration, naming every problem and its fix.
+
+        Outside production only malformed values are refused; the embedded
+        defaults stay usable on a fresh machine.
+        """
+        problems: list[str] = []
+        if self.trusted_proxy_hops < 0:
+            problems.append("TRUSTED_PROXY_HOPS must be 0 or more")
+        if self.web_concurrency < 1 or self.hosts < 1:
+            problems.append("WEB_CONCURRENCY and QUIRE_HOSTS must be at least 1")
+        if self.is_production:
+            problems.extend(self._production_problems())
+        if problems:
+            raise ConfigError(
+                "refusing to start with an unsafe configuration:\n"
+                + "\n".join(f"  - {problem}" for problem in problems)
+            )
+
+    def _production_problems(self) -> list[str]:
+        problems: list[str] = []
+        if not self.secret_key:
+            problems.append(
+                "SECRET_KEY is required in production (QUIRE_ENV=production); generate one with "
+                "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        elif len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
+            problems.append(
+                f"SECRET_KEY is too short ({len(self.secret_key)} characters); "
+                f"use at least {MIN_SECRET_KEY_LENGTH} random characters"
+            )
+        several = self.web_concurrency > 1 or self.hosts > 1
+        if self.database_url.startswith("sqlite") and several:
+            problems.append(
+                f"DATABASE_URL is SQLite, which serves one worker on one host, but "
+                f"WEB_CONCURRENCY={self.web_concurrency} and QUIRE_HOSTS={self.hosts}; "
+                "use PostgreSQL or run a single worker on a single host"
+            )
+        if several and not self.redis_url:
+            problems.append(
+                f"REDIS_URL is required with several workers or hosts (WEB_CONCURRENCY="
+                f"{self.web_concurrency}, QUIRE_HOSTS={self.hosts}): live editing, locks and "
+                "rate limits are shared through Redis"
+            )
+        problem = _unwritable(self.repos_root)
+        if problem:
+            problems.append(f"REPOS_ROOT {self.repos_root} is not writable ({problem})")
+        if not self.allowed_hosts:
+            problems.append(
+                "ALLOWED_HOSTS is required in production: the host names this site answers, "
+                "comma-separated (e.g. quire.example.com)"
+            )
+        return problems
 
     def resolve_secret_key(self) -> str:
         """Return the secret key, generating one into ``var/`` outside production.
@@ -122,4 +194,23 @@ class Settings:
             "GIT_BINARY": self.git_binary,
             "GIT_MAX_BODY_BYTES": self.git_max_body_bytes,
             "GIT_MAX_FETCH_REQUEST_BYTES": self.git_max_fetch_request_bytes,
+            "ALLOWED_HOSTS": self.allowed_hosts,
+            "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops,
+            "HSTS_MAX_AGE": self.hsts_max_age,
         }
+
+
+def _unwritable(path: Path) -> str:
+    """Why ``path`` cannot hold repositories, or "" when a file can be created in it.
+
+    A real write, not ``os.access``: root passes ``os.access`` on read-only mounts.
+    """
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".quire-write-check-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return ""

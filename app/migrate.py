@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 from alembic import command
 from alembic.config import Config
 from flask import current_app
@@ -20,3 +26,55 @@ def upgrade(url: str | None = None, revision: str = "heads") -> None:
     """Upgrade to every head: features developed side by side may branch the history
     (0002 and 0003 both follow 0001) until a merge revision joins them."""
     command.upgrade(alembic_config(url), revision)
+
+
+#: pg_advisory_lock key for "a migration is running" (any constant shared by every release).
+MIGRATION_LOCK_KEY = 0x71756972  # "quir"
+
+
+@contextlib.contextmanager
+def migration_lock(url: str) -> Iterator[float]:
+    """Hold the database-wide migration lock; yields the seconds spent waiting for it.
+
+    PostgreSQL: a session-level ``pg_advisory_lock`` on a connection of its own, released
+    when the block ends or the process dies. SQLite: an exclusive ``flock`` on a file
+    beside the database. Two containers starting at once thus migrate one after the other,
+    and the second finds nothing left to do.
+    """
+    started = time.monotonic()
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if not path or path == ":memory:":
+            yield 0.0
+            return
+        lock_path = Path(path + ".migrate.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "a+b") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield time.monotonic() - started
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+        return
+    from sqlalchemy import text
+
+    from app.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            try:
+                yield time.monotonic() - started
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    finally:
+        engine.dispose()
+
+
+def upgrade_locked(url: str | None = None) -> float:
+    """:func:`upgrade` under :func:`migration_lock`; returns the seconds spent waiting."""
+    url = url or current_app.config["DATABASE_URL"]
+    with migration_lock(url) as waited:
+        upgrade(url)
+    return waited

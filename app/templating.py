@@ -35,6 +35,9 @@ def isotime(value: datetime | None) -> str:
 
 
 def init_app(app: Flask) -> None:
+    from app import assets
+
+    assets.init_app(app)  # asset_url('editor.js') and the bundles' cache headers
     app.jinja_env.filters["ago"] = ago
     app.jinja_env.filters["isotime"] = isotime
     app.jinja_env.filters["markdown"] = lambda text: Markup(render_markdown(text or ""))

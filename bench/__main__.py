@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench import git as git_clone
 from bench import history
 
-BENCHMARKS = {"history": history}
+BENCHMARKS = {"history": history, "git": git_clone}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,10 @@ worker_class = "gevent"
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# On SIGTERM workers get this long to finish in-flight requests (a running git push
+# included) and commit live rooms. It must stay below Docker's stop timeout, after which
+# the container is SIGKILLed: deploy/deploy.yml sets `--stop-timeout 40` on the web role
+# (Docker's default is 10 s) and kamal-proxy drains for up to `drain_timeout` before that.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "25"))
 keepalive = 5
 accesslog = os.environ.get("ACCESS_LOG", "-")

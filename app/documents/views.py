@@ -335,6 +335,55 @@ def edit(document: Document, ref_and_path: str):
     return redirect(url_for("documents.blob", slug=document.slug, ref_and_path=f"{branch}/{path}"))
 
 
+#: Presence colours (cursor, selection tint) with enough contrast on white.
+LIVE_COLOURS = ("#1f6feb", "#c2410c", "#15803d", "#9333ea", "#be123c", "#0e7490", "#a16207")
+
+
+def live_colour(actor_id: int | None) -> tuple[str, str]:
+    """A stable colour per person, and its light tint for selections."""
+    colour = LIVE_COLOURS[(actor_id or 0) % len(LIVE_COLOURS)]
+    return colour, colour + "33"
+
+
+@bp.get("/d/<slug>/live/<path:ref_and_path>")
+@document_view(Action.READ)
+def live(document: Document, ref_and_path: str):
+    """The live editor page: editors edit, viewers watch read-only (the bundle mounts it)."""
+    repo = _git(document)
+    branch, path = _split_ref_path(repo, ref_and_path)
+    # The websocket route names the branch in one path segment.
+    if branch not in {b.name for b in repo.branches()} or "/" in branch:
+        abort(404)
+    head = repo.head(branch)
+    try:
+        file = repo.read(path, head)
+    except gitstore.PathNotFound:
+        file = None
+    except gitstore.InvalidPath:
+        abort(404)
+    if file is not None and file.is_binary:
+        abort(404)
+    content = "" if file is None else file.text
+    actor = g.actor
+    colour, tint = live_colour(None if actor is None else actor.id)
+    can_edit = g.grant.allows(Action.EDIT)
+    return render_template(
+        "documents/live.html",
+        **_context(
+            document,
+            branch=branch,
+            path=path,
+            content=content,
+            html=render_markdown(content, resolve_url=_raw_url(document, head)),
+            room=f"{document.slug}/{branch}/{path}",
+            user_name=actor.username if actor is not None else "Guest",
+            user_colour=colour,
+            user_tint=tint,
+            read_only=not can_edit,
+        ),
+    )
+
+
 @bp.post("/d/<slug>/upload")
 @document_view(Action.EDIT)
 def upload(document: Document):

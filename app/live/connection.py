@@ -27,6 +27,8 @@ class CloseCode(enum.IntEnum):
     MESSAGE_TOO_BIG = 1009  # LIVE_MAX_MESSAGE_BYTES (simple-websocket sends it)
     INTERNAL_ERROR = 1011
     BAD_MESSAGE = 4400  # undecodable frame or update
+    ACCESS_REVOKED = 4403  # the actor lost read access while connected: do not reconnect
+    ROLE_CHANGED = 4409  # the actor's role changed (edit <-> view): reconnect with the new one
     SLOW_CONSUMER = 4408  # send queue full
     RATE_LIMITED = 4429  # LIVE_MAX_UPDATES_PER_SECOND
     ROOM_FULL = 4503  # LIVE_MAX_CONNECTIONS_PER_ROOM / LIVE_MAX_ROOMS_PER_WORKER

@@ -6,24 +6,35 @@ ordinary HTTP 404/403 rather than a socket that opens and closes.
 
 from __future__ import annotations
 
+import logging
+import time
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, g, request
 from flask_sock import Sock
+from sqlalchemy.exc import SQLAlchemyError
 
 import gitstore
+from app import db
+from app.accounts.models import User
 from app.auth.permissions import Action, grant_for
+from app.documents.models import Document
 from app.documents.services import get_document
-from app.live.connection import Participant
+from app.live.connection import CloseCode, Connection, Participant
 from app.live.hub import Hub, Target
 from app.live.room import RoomKey
 from app.storage import get_store
 
+log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
 sock = Sock()
 
 #: How long the receive loop waits before re-checking whether the socket was closed.
-_RECEIVE_POLL_SECONDS = 5
+_RECEIVE_POLL_SECONDS = 2
+#: How often an open socket re-reads its actor's role: role changes reach open sockets.
+ACCESS_RECHECK_SECONDS = 4.0
+#: (document id, actor id) -> (valid until, participant or None); shared by a worker's sockets.
+_access_cache: dict[tuple[int, int | None], tuple[float, Participant | None]] = {}
 
 
 def get_hub() -> Hub:
@@ -72,11 +83,66 @@ def _same_origin() -> bool:
 @sock.route("/live/<slug>/<branch>/<path:path>", bp=bp)
 def live(ws, slug: str, branch: str, path: str) -> None:
     hub = get_hub()
-    conn = hub.join(ws, g.live_target)
+    target: Target = g.live_target
+    conn = hub.join(ws, target)
+    db.get_db().remove()  # a socket lives long: do not hold the request's DB connection
+    recheck_at = time.monotonic() + ACCESS_RECHECK_SECONDS
     try:
         while not conn.closed:
             frame = ws.receive(timeout=_RECEIVE_POLL_SECONDS)
+            if time.monotonic() >= recheck_at:
+                recheck_at = time.monotonic() + ACCESS_RECHECK_SECONDS
+                if not _still_allowed(conn, target):
+                    break
             if frame is not None:
                 hub.receive(conn, frame)
     finally:
         hub.leave(conn)
+
+
+def _still_allowed(conn: Connection, target: Target) -> bool:
+    """Close the socket if the actor's access changed since the upgrade.
+
+    Lost read access closes with ACCESS_REVOKED (the editor stops reconnecting);
+    gaining or losing edit rights closes with ROLE_CHANGED, and the client's
+    reconnection passes :func:`authorize` again with the new role.
+    """
+    if conn.closed:
+        return False
+    now = time.monotonic()
+    key = (target.key.document_id, target.participant.actor_id)
+    cached = _access_cache.get(key)
+    if cached is not None and cached[0] > now:
+        current = cached[1]
+    else:
+        try:
+            current = _current_participant(*key)
+        except SQLAlchemyError:  # the database is away: keep the socket, check again later
+            log.warning("live: could not re-check access to document %s", key[0], exc_info=True)
+            return True
+        _access_cache[key] = (now + ACCESS_RECHECK_SECONDS / 2, current)
+        if len(_access_cache) > 10_000:
+            _access_cache.clear()
+    if current is None:
+        conn.close(CloseCode.ACCESS_REVOKED, "you no longer have access to this document")
+        return False
+    if current.can_edit != conn.can_edit:
+        conn.close(CloseCode.ROLE_CHANGED, "your role changed; reconnect")
+        return False
+    return True
+
+
+def _current_participant(document_id: int, actor_id: int | None) -> Participant | None:
+    """The actor's grant as the database says now (None: no read access)."""
+    try:
+        session = db.session()
+        document = session.get(Document, document_id)
+        actor = None if actor_id is None else session.get(User, actor_id)
+        if document is None or (actor_id is not None and actor is None):
+            return None
+        grant = grant_for(actor, document)
+        if not grant.allows(Action.READ):
+            return None
+        return Participant(actor_id=actor_id, can_edit=grant.allows(Action.EDIT))
+    finally:
+        db.get_db().remove()

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.ops.logs import bound_request_id, current_request_id
+from app.ops.logs import bound_request_id, current_request_id, subprocess_env
 
-__all__ = ["bound_request_id", "configure_logging", "current_request_id", "init_app"]
+__all__ = [
+    "bound_request_id",
+    "configure_logging",
+    "current_request_id",
+    "init_app",
+    "subprocess_env",
+]
 
 
 def configure_logging(app: Flask) -> None:
@@ -27,7 +33,7 @@ def init_app(app: Flask) -> None:
     """Instrument requests and the database engine; start Sentry when configured."""
     import click
 
-    from app.ops import instrument, models, sentry  # noqa: F401 - models: register the tables
+    from app.ops import indexes, instrument, models, sentry  # noqa: F401 - register tables
     from app.ops.settings import OpsSettings
 
     settings = OpsSettings.load(app.config)

@@ -45,7 +45,10 @@ def route_label() -> str:
 def _start() -> None:
     g.request_id = accept_request_id(request.headers.get("X-Request-Id"))
     g._quire_t0 = time.perf_counter()
-    if request.path not in QUIET_PATHS:
+    # A websocket's "request" lasts as long as the editing session: it is logged when it
+    # ends but kept out of the request metrics (the live metrics describe websockets).
+    g._quire_websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+    if request.path not in QUIET_PATHS and not g._quire_websocket:
         metrics.HTTP_IN_PROGRESS.inc()
         g._quire_inflight = True
     try:
@@ -63,10 +66,11 @@ def _record(state: OpsState, status: int) -> None:
     seconds = time.perf_counter() - g._quire_t0
     route = route_label()
     method = request.method
-    metrics.HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-    metrics.HTTP_DURATION.labels(route=route, method=method).observe(seconds)
+    if not g.get("_quire_websocket"):
+        metrics.HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
+        metrics.HTTP_DURATION.labels(route=route, method=method).observe(seconds)
+        state.routes.record(method, route, status, seconds)
     metrics.update_process_metrics()
-    state.routes.record(method, route, status, seconds)
     level = logging.ERROR if status >= 500 else logging.INFO
     request_log.log(
         level,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import uuid
@@ -46,13 +47,30 @@ def accept_request_id(value: str | None) -> str:
     return new_request_id()
 
 
+#: Passed to subprocesses (git hooks) so that their logs carry the request's id.
+REQUEST_ID_ENV = "QUIRE_REQUEST_ID"
+
+
 def current_request_id() -> str | None:
-    """The request id of the work in progress (request, websocket, background), if any."""
+    """The request id of the work in progress (request, websocket, background), if any.
+
+    In a subprocess started with :func:`subprocess_env` it is the parent request's id.
+    """
     if has_app_context():
         rid = g.get("request_id")
         if rid:
             return rid
-    return _request_id.get()
+    rid = _request_id.get()
+    if rid:
+        return rid
+    inherited = os.environ.get(REQUEST_ID_ENV)
+    return inherited if inherited and REQUEST_ID_RE.fullmatch(inherited) else None
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment entries that tie a subprocess's logs to the current request."""
+    rid = current_request_id()
+    return {REQUEST_ID_ENV: rid} if rid else {}
 
 
 @contextmanager

@@ -71,7 +71,10 @@ def init_app(app: Flask, settings: OpsSettings) -> bool:
         return False
     import sentry_sdk
     from sentry_sdk.integrations.flask import FlaskIntegration
-    from sentry_sdk.integrations.logging import LoggingIntegration
+    from sentry_sdk.integrations.logging import LoggingIntegration, ignore_logger
+
+    # 5xx access lines are logged at ERROR; the exception itself is the Sentry event.
+    ignore_logger("quire.request")
 
     pii = settings.sentry_send_pii
     ip_terms = [] if pii else ["forwarded", "-ip", "remote-", "via", "-user"]

@@ -31,6 +31,8 @@ class OpsSettings:
     sentry_send_pii: bool = False
     #: The release reported to Sentry: QUIRE_RELEASE, else GIT_SHA (the image's commit).
     release: str = ""
+    #: Each component's check is recorded for the status page at most this often per process.
+    status_record_seconds: float = 60.0
     environment: str = "development"
 
     @classmethod
@@ -49,6 +51,7 @@ class OpsSettings:
             ("METRICS_TOKEN", "metrics_token", str),
             ("SENTRY_DSN", "sentry_dsn", str),
             ("SENTRY_TRACES_SAMPLE_RATE", "sentry_traces_sample_rate", float),
+            ("STATUS_RECORD_SECONDS", "status_record_seconds", float),
         ):
             raw = get(key)
             if raw is None:

@@ -108,7 +108,7 @@ def current(app: Flask, state) -> dict[str, dict[str, object]]:  # noqa: ANN001
 
 def record(app: Flask, state, results: dict[str, dict[str, object]], force: bool = False) -> bool:  # noqa: ANN001
     """Store the results, each component at most every ``STATUS_RECORD_SECONDS`` per process."""
-    interval = float(app.config.get("STATUS_RECORD_SECONDS", 60))
+    interval = state.settings.status_record_seconds
     now = time.monotonic()
     due = {
         component: result

@@ -138,7 +138,27 @@ def system():
         disk=disk,
         uptime_seconds=time.time() - state.started_at,
         live=_live_numbers(),
+        oldest_uncommitted_seconds=_oldest_uncommitted_seconds(),
     )
+
+
+def _oldest_uncommitted_seconds() -> float | None:
+    """Commit lag: age of the oldest live edit not yet committed (all workers, from SQL)."""
+    from datetime import UTC, datetime
+
+    engine = current_app.extensions["quire.db"].engine
+    try:
+        with engine.connect() as conn:
+            oldest = conn.execute(text("SELECT min(created_at) FROM live_journal")).scalar()
+    except Exception:  # noqa: BLE001 - no live journal here
+        return None
+    if oldest is None:
+        return 0.0
+    if isinstance(oldest, str):
+        oldest = datetime.fromisoformat(oldest)
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
 
 def _live_numbers() -> dict[str, float]:

@@ -194,7 +194,7 @@ def assert_accessible_form(page: Page) -> None:
 
 
 def edit_document(page: Page, text: str, message: str) -> None:
-    page.get_by_role("link", name="Edit", exact=True).click()
+    page.get_by_role("link", name="Edit without live sync", exact=True).click()
     expect(page).to_have_url(ends_with(f"/d/{SLUG}/edit/main/document.md"))
     assert_accessible_form(page)
     page.get_by_label("Editing").fill(text)

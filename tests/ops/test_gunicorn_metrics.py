@@ -158,5 +158,8 @@ def test_metrics_sum_two_gunicorn_workers(tmp_path: Path):
     app_lines = [json.loads(x) for x in lines if '"logger": "quire.request"' in x]
     assert len(app_lines) == sent
     assert {a["request_id"] for a in app_lines} == {a["request_id"] for a in access}
+    # gunicorn's own messages are JSON lines too.
+    booting = [x for x in lines if "Booting worker" in x]
+    assert len(booting) == 2 and all(json.loads(x)["logger"] == "gunicorn.error" for x in booting)
     # Dead workers' live gauges were marked dead (child_exit) after the shutdown.
     assert not list(prom_dir.glob("gauge_livesum_*.db"))

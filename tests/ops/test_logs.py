@@ -68,3 +68,19 @@ def test_request_id_outside_requests():
         assert event["request_id"] == "ws-123" and event["message"] == "hello x"
         assert "[ws-123]" in TextFormatter().format(record)
     assert current_request_id() is None
+
+
+def test_request_id_reaches_subprocesses(app):
+    import subprocess
+    import sys
+
+    from app.ops import subprocess_env
+
+    assert subprocess_env() == {}
+    with bound_request_id("push-42"):
+        env = {**subprocess_env(), "PYTHONPATH": str(app.root_path.rsplit("/app", 1)[0])}
+    code = "from app.ops import current_request_id; print(current_request_id())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "push-42"

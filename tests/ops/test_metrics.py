@@ -84,7 +84,7 @@ def test_requests_counted_by_rule_not_raw_path(app: Flask):
 
 
 def test_slow_queries_logged_counted_and_listed(app: Flask, accounts, client, capsys):
-    application = create_app({**app.config, "SLOW_QUERY_MS": "50", "LOG_FORMAT": "json"})
+    application = create_app({**app.config, "SLOW_QUERY_MS": "20", "LOG_FORMAT": "json"})
     before = sample(
         application.test_client().get("/metrics").get_data(as_text=True),
         "quire_db_slow_queries_total",
@@ -92,7 +92,7 @@ def test_slow_queries_logged_counted_and_listed(app: Flask, accounts, client, ca
     sleep = (
         "SELECT pg_sleep(0.08)"
         if application.extensions["quire.db"].engine.dialect.name == "postgresql"
-        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 400000)"
+        else "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000)"
         " SELECT count(*) FROM c"
     )
     with application.app_context():
@@ -127,3 +127,17 @@ def test_slow_queries_logged_counted_and_listed(app: Flask, accounts, client, ca
 
 def test_admin_page_hidden_from_anonymous(app):
     assert app.test_client().get("/admin/system").status_code == 404
+
+
+def test_websocket_sessions_stay_out_of_request_metrics(app):
+    client = app.test_client()
+    labels = {"route": "/login", "method": "GET"}
+    before = sample(
+        client.get("/metrics").get_data(as_text=True), "quire_http_requests_total", **labels
+    )
+    client.get("/login", headers={"Upgrade": "websocket", "Connection": "Upgrade"})
+    client.get("/login")
+    after = sample(
+        client.get("/metrics").get_data(as_text=True), "quire_http_requests_total", **labels
+    )
+    assert after - before == 1
