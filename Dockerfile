@@ -10,7 +10,9 @@ WORKDIR /src
 # Dependencies first: this layer is rebuilt only when the lock file changes.
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund --loglevel=error
+# scripts/build-editor.mjs bundles assets/editor/main.js into static/dist/.
 COPY scripts/build-editor.mjs scripts/
+COPY assets/ assets/
 COPY static/ static/
 RUN npm run build && mkdir -p static/dist
 

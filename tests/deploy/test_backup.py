@@ -309,11 +309,12 @@ def test_bundling_a_repository_whose_refs_keep_moving(tmp_path: Path) -> None:
         while not stop.is_set():
             head = commit(i, [head])
             i += 1
+            stop.wait(0.001)  # a push every millisecond: busy, but a bounded history
 
     mover = threading.Thread(target=move, daemon=True)
     mover.start()
     try:
-        for n in range(20):
+        for n in range(10):
             work = tmp_path / f"w{n}"
             work.mkdir()
             entry = _bundle_repository("git", path, root, work)

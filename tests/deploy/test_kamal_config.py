@@ -120,3 +120,17 @@ def test_kamal_secrets_holds_references_only() -> None:
     for name, value in _secrets_file().items():
         # $VAR, ${VAR} or $(command): the value comes from the environment or a manager.
         assert re.search(r"\$(\{?[A-Z_][A-Z0-9_]*\}?|\()", value), f"{name} has a literal value"
+
+
+def test_deploy_yml_env_is_a_configuration_production_accepts(config: dict, tmp_path: Path) -> None:
+    from app.config import Settings
+
+    env = {name: str(value) for name, value in config["env"]["clear"].items()}
+    env.update(
+        SECRET_KEY="s" * 48,  # stand-ins for the secrets
+        DATABASE_URL="postgresql://quire:pw@quire-postgres:5432/quire",
+        REPOS_ROOT=str(tmp_path / "repos"),  # /data/repos in the container
+    )
+    settings = Settings.from_env(env)
+    assert settings.is_production and settings.trusted_proxy_hops == 1
+    settings.validate()
