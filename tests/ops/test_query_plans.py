@@ -70,18 +70,6 @@ def fill(engine) -> None:  # noqa: ANN001
         conn.execute(text("ANALYZE"))
 
 
-#: Known, reported to the owner of app/documents/services.py: ``_visible_to`` ORs
-#: ``documents.id IN (SELECT … FROM memberships …)`` with owner and visibility, which no
-#: index can serve (a hashed SubPlan filter), so the listing's *count* reads every
-#: document (the page itself walks the updated_at index and stops at the limit). Rewriting
-#: the filter as ``id IN (owner UNION member UNION public)`` alone is not enough (the planner
-#: then hash-joins against all documents); counting the UNION of ids directly is. Until
-#: then this test is an expected failure for that one query and fails on any other.
-KNOWN = {
-    "OR documents.id IN (SELECT memberships.document_id FROM memberships": "_visible_to's OR",
-}
-
-
 def seq_scans(plan: dict, parent: dict | None = None) -> list[str]:
     """Large tables read by a Seq Scan, except an unfiltered count of a whole table
     (an admin's list of every document counts them all, whatever the indexes)."""
@@ -153,7 +141,6 @@ def test_main_pages_use_indexes(app, backend, accounts, client):
 
     assert len(statements) > 50
     problems: dict[str, list[str]] = {}
-    known: set[str] = set()
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
@@ -164,16 +151,10 @@ def test_main_pages_use_indexes(app, backend, accounts, client):
             scans = seq_scans(plan[0]["Plan"])
             flat = " ".join(statement.split())
             if scans:
-                reason = next((why for frag, why in KNOWN.items() if frag in flat), None)
-                if reason:
-                    known.add(reason)
-                else:
-                    problems.setdefault(flat[:400], scans)
+                problems.setdefault(flat[:400], scans)
         raw.rollback()
     finally:
         raw.close()
     assert not problems, "sequential scans:\n" + "\n".join(
         f"{sorted(set(v))}: {k}" for k, v in problems.items()
     )
-    if known:
-        pytest.xfail("known sequential scan, fix proposed: " + ", ".join(sorted(known)))
