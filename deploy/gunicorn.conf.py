@@ -29,6 +29,7 @@ def post_worker_init(worker):  # noqa: ANN001, ANN201 - gunicorn's hook signatur
     from app import live
 
     live.start(worker.wsgi)
+    live.stop_on_sigterm(worker.wsgi)  # commit rooms and close sockets (1001) at once
 
 
 def worker_exit(server, worker):  # noqa: ANN001, ANN201

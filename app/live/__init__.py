@@ -6,6 +6,9 @@ named ``content``; any Yjs client speaking the y-websocket protocol can join.
 
 from __future__ import annotations
 
+import signal
+from typing import Any
+
 from flask import Flask
 
 from app.live.hub import Hub
@@ -19,10 +22,26 @@ def init_app(app: Flask) -> Hub:
     settings = LiveSettings.load(app.config)
     options = app.config.setdefault("SOCK_SERVER_OPTIONS", {})
     options.setdefault("max_message_size", settings.max_message_bytes)
+    locks = bus = None
+    redis_url = app.config.get("REDIS_URL") or ""
+    if redis_url:
+        # Several processes: fan-out through Redis pub/sub, Redis locks with fencing.
+        import redis
+
+        from app.live.bus import RedisBus
+        from app.live.locks import RedisLocks
+
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        locks = RedisLocks(
+            client, prefix=settings.redis_prefix, ttl_seconds=settings.lock_ttl_seconds
+        )
+        bus = RedisBus(client, prefix=settings.redis_prefix)
     hub = Hub(
         settings=settings,
         engine=app.extensions["quire.db"].engine,
         store=app.extensions["quire.store"],
+        locks=locks,
+        bus=bus,
     )
     app.extensions["quire.live"] = hub
     sock.init_app(app)
@@ -35,6 +54,25 @@ def start(app: Flask) -> None:
     hub = getattr(app, "extensions", {}).get("quire.live")
     if hub is not None:
         hub.start()
+
+
+def stop_on_sigterm(app: Flask) -> None:
+    """Commit and close live rooms as soon as SIGTERM arrives (gunicorn calls this).
+
+    gunicorn's gevent worker only stops accepting on SIGTERM and then waits up to
+    ``graceful_timeout`` for open requests, which websockets never finish: without
+    this, rooms would be committed only after the sockets were cut.
+    """
+    import gevent
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        if callable(previous):
+            previous(signum, frame)
+        gevent.spawn(stop, app)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def stop(app: Flask) -> None:

@@ -9,6 +9,11 @@ Each open room has a ticker greenlet that applies the batcher's policy, watches
 the branch for external changes, forwards awareness renewals, and closes the
 room once nobody is left and everything is committed. A sweep at start-up
 re-opens and commits rooms whose journal still holds entries (a crash).
+
+With a bus (``REDIS_URL``, :mod:`app.live.bus`) a room may be open in several
+processes: opening subscribes to the room's channel first, then loads the
+checkpoint and the journal, then applies what arrived meanwhile; locks are then
+Redis locks with fencing (:class:`app.live.locks.RedisLocks`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
+from gevent.lock import BoundedSemaphore
 from pycrdt import Doc, Text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -28,6 +34,7 @@ from sqlalchemy.orm import Session
 import gitstore
 from app.documents.models import Document
 from app.live.batcher import Batcher
+from app.live.bus import QUERY, RedisBus
 from app.live.connection import CloseCode, Connection, Participant, TokenBucket
 from app.live.journal import Journal, Snapshot
 from app.live.locks import LocalLocks, RoomLocks
@@ -71,17 +78,26 @@ class Hub:
         engine: Engine,
         store: gitstore.Store,
         locks: RoomLocks | None = None,
+        bus: RedisBus | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.store = store
         self.journal = Journal(engine)
+        #: Shared between processes when Redis is configured (seeding, commits).
         self.locks: RoomLocks = locks or LocalLocks()
-        self.batcher = Batcher(journal=self.journal, store=store, engine=engine, settings=settings)
+        #: Opening a room is a per-process matter.
+        self._open_locks = LocalLocks()
+        self.bus = bus
+        self.batcher = Batcher(
+            journal=self.journal, store=store, engine=engine, settings=settings, locks=self.locks
+        )
         self.rooms: dict[str, Room] = {}
         self.hooks: dict[str, list[Callable[..., Any]]] = defaultdict(list)
         self.accepting = True
         self._started = False
+        #: SIGTERM starts the shutdown and gunicorn's worker_exit repeats it: one at a time.
+        self._shutdown_lock = BoundedSemaphore()
 
     # ------------------------------------------------------------------ hooks
 
@@ -138,8 +154,10 @@ class Hub:
             return
         room.remove(conn)
         self.run_hooks("after_leave", room, conn)
-        if room.editors_connected == 0 and room.is_dirty:
-            gevent.spawn(self._commit, room)  # the last editor left: commit now
+        if room.editors_connected == 0 and room.is_dirty and not room.remote_peers:
+            # The last editor left: commit now. (While editors are still here through
+            # another process, that process's batcher commits the batch, ours included.)
+            gevent.spawn(self._commit, room)
 
     # ------------------------------------------------------------------ rooms
 
@@ -148,14 +166,32 @@ class Hub:
         room = self.rooms.get(name)
         if room is not None and not room.closed:
             return room
-        with self.locks.hold(f"open:{name}"):
+        with self._open_locks.hold(f"open:{name}"):
             room = self.rooms.get(name)
             if room is not None and not room.closed:
                 return room
             if len(self.rooms) >= self.settings.max_rooms_per_worker:
                 raise Refused(CloseCode.ROOM_FULL, "too many open documents on this server")
-            room = Room(key, self._load(key, repo_id), journal=self.journal, settings=self.settings)
+            publish = None
+            if self.bus is not None:
+                bus = self.bus
+                # Subscribe before loading: what is published while we read is buffered.
+                bus.subscribe(name)
+
+                def publish(kind: bytes, body: bytes, _bus: RedisBus = bus) -> None:
+                    _bus.publish(name, kind, body)
+
+            try:
+                state = self._load(key, repo_id)
+            except BaseException:
+                if self.bus is not None:
+                    self.bus.unsubscribe(name)
+                raise
+            room = Room(key, state, journal=self.journal, settings=self.settings, publish=publish)
             self.rooms[name] = room
+            if self.bus is not None:
+                self.bus.attach(name, room.on_remote)
+                self.bus.publish(name, QUERY, b"")  # who is already here, elsewhere?
             gevent.spawn(self._tick_loop, room)
             return room
 
@@ -163,6 +199,10 @@ class Hub:
         """Checkpoint + journal; the first open ever seeds from Git, once, under a lock."""
         name = str(key)
         repo = self.store.open(repo_id)
+        # The journal before the checkpoint: an entry trimmed by another process's
+        # commit in between is in the (newer) checkpoint; one that is not yet in the
+        # journal when we read it reaches us through the bus.
+        entries = self.journal.entries(name)
         snapshot = self.journal.snapshot(name)
         if snapshot is None:
             with self.locks.hold(f"seed:{name}"):
@@ -170,7 +210,6 @@ class Hub:
         doc = Doc()
         doc.get(TEXT_NAME, type=Text)
         doc.apply_update(snapshot.state)
-        entries = self.journal.entries(name)
         for entry in entries:
             try:
                 doc.apply_update(entry.update)  # idempotent for entries in the checkpoint
@@ -226,8 +265,7 @@ class Hub:
 
     def _poll_branch(self, room: Room) -> None:
         try:
-            with room.save_lock:
-                moved = self.batcher.sync_with_branch(room)
+            moved = self.batcher.sync(room)
         except Exception:  # noqa: BLE001
             log.exception("live: could not merge the branch into room %s", room.name)
             return
@@ -238,6 +276,8 @@ class Hub:
         room.close(code, reason)
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+            if self.bus is not None:
+                self.bus.unsubscribe(room.name)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -282,7 +322,10 @@ class Hub:
     def shutdown(self) -> None:
         """Stop accepting, commit every room, close sockets with "going away"."""
         self.accepting = False
-        for room in list(self.rooms.values()):
-            room.flush()
-            self._commit(room)
-            self._close(room, CloseCode.GOING_AWAY, "server restarting")
+        with self._shutdown_lock:
+            for room in list(self.rooms.values()):
+                room.flush()
+                self._commit(room)
+                self._close(room, CloseCode.GOING_AWAY, "server restarting")
+            if self.bus is not None:
+                self.bus.close()

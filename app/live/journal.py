@@ -15,7 +15,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, delete, func, select
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -44,6 +53,8 @@ class Checkpoint(Base):
     base_commit: Mapped[str] = mapped_column(String(40))
     #: The state contains every journal entry up to this seq (of this room).
     covered_seq: Mapped[int] = mapped_column(Integer, default=0)
+    #: Fencing token of the lock holder that wrote it; lower tokens are refused.
+    fence: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
@@ -59,6 +70,11 @@ class Snapshot:
     state: bytes
     base_commit: str
     covered_seq: int
+    fence: int = 0
+
+
+class StaleFence(Exception):
+    """A checkpoint write with a fencing token older than the stored one (lost lock)."""
 
 
 class Journal:
@@ -96,28 +112,49 @@ class Journal:
             row = session.get(Checkpoint, room_key)
             if row is None:
                 return None
-            return Snapshot(bytes(row.state), row.base_commit, row.covered_seq)
+            return Snapshot(bytes(row.state), row.base_commit, row.covered_seq, row.fence or 0)
+
+    def check_fence(self, room_key: str, fence: int | None) -> None:
+        """Raise :class:`StaleFence` if a newer lock holder already wrote this room."""
+        if fence is None:
+            return
+        with Session(self.engine) as session:
+            stored = session.scalar(select(Checkpoint.fence).where(Checkpoint.room_key == room_key))
+        if stored is not None and stored > fence:
+            raise StaleFence(f"{room_key}: fencing token {fence} < {stored}")
 
     def save_snapshot(
-        self, room_key: str, snapshot: Snapshot, *, trim_upto: int | None = None
+        self,
+        room_key: str,
+        snapshot: Snapshot,
+        *,
+        trim: Sequence[int] = (),
+        fence: int | None = None,
     ) -> None:
         """Store the checkpoint and, in the same transaction, trim committed entries.
 
         Trimming happens only here, after the caller has created the commit that
-        covers ``trim_upto``: if we crash before, the entries are replayed again.
+        covers the ``trim`` seqs: if we crash before, the entries are replayed again.
+        With a ``fence`` (the lock's fencing token) this is compare-and-swap: the row
+        is locked and a token lower than the stored one raises :class:`StaleFence`.
         """
         with Session(self.engine) as session:
-            row = session.get(Checkpoint, room_key)
+            row = session.get(Checkpoint, room_key, with_for_update=fence is not None)
             if row is None:
-                row = Checkpoint(room_key=room_key)
+                row = Checkpoint(room_key=room_key, fence=0)
                 session.add(row)
+            if fence is not None:
+                if (row.fence or 0) > fence:
+                    raise StaleFence(f"{room_key}: fencing token {fence} < {row.fence}")
+                row.fence = fence
             row.state = snapshot.state
             row.base_commit = snapshot.base_commit
             row.covered_seq = max(row.covered_seq or 0, snapshot.covered_seq)
-            if trim_upto is not None:
+            seqs = sorted(set(trim))
+            for i in range(0, len(seqs), 500):
                 session.execute(
                     delete(JournalEntry).where(
-                        JournalEntry.room_key == room_key, JournalEntry.seq <= trim_upto
+                        JournalEntry.room_key == room_key, JournalEntry.seq.in_(seqs[i : i + 500])
                     )
                 )
             session.commit()
@@ -133,6 +170,7 @@ class Journal:
                     state=snapshot.state,
                     base_commit=snapshot.base_commit,
                     covered_seq=snapshot.covered_seq,
+                    fence=snapshot.fence,
                 )
             )
             try:

@@ -34,6 +34,10 @@ class LiveSettings:
     awareness_renew_seconds: float = 10.0
     #: How often an idle room checks whether its branch moved (form save, push).
     head_poll_seconds: float = 1.0
+    #: With REDIS_URL: prefix of the live keys and pub/sub channels (several sites, tests).
+    redis_prefix: str = "quire:"
+    #: With REDIS_URL: a commit lock whose holder stopped renewing it expires after this.
+    lock_ttl_seconds: float = 10.0
 
     @classmethod
     def load(cls, config: Mapping[str, Any], env: Mapping[str, str] | None = None) -> LiveSettings:

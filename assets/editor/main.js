@@ -192,6 +192,21 @@ export function mount (root) {
   renderPeople()
   showStatus()
 
+  // --- server notices --------------------------------------------------------------
+  // The server writes notices into the Y.Map `notices` (app/live/room.py), e.g. when a
+  // push or save changed the same words as the live text and both versions were kept.
+  const notices = doc.getMap('notices')
+  const NOTICE_MAX_AGE_MS = 10 * 60 * 1000
+  const showNotices = () => {
+    const recent = [...notices.values()]
+      .filter((n) => n && n.message && Date.now() - (n.at || 0) < NOTICE_MAX_AGE_MS)
+      .sort((a, b) => (b.at || 0) - (a.at || 0))
+    if (!recent.length || stopped) return
+    noticeEl.hidden = false
+    noticeEl.textContent = recent[0].message
+  }
+  notices.observe(showNotices)
+
   const api = { doc, ytext, provider, view, undoManager }
   window.quireLive = api // for the console and the browser tests
   return api

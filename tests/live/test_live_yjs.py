@@ -148,6 +148,51 @@ def test_api_save_during_live_editing_is_merged(server, agents) -> None:
     assert _eventually(both_in_git), server.tail()
 
 
+def test_same_words_changed_live_and_by_api_keeps_both_and_notifies(server, agents) -> None:
+    """Acceptance 5, same-words case: both versions stay in the text, editors get a notice.
+
+    The notice is an entry of the document's ``Y.Map`` named ``notices``.
+    """
+    s = _setup(server)
+    start = "# Live notes\n\nThe cat sat on the mat.\n"
+    head = _commits(server, s["ada"], s["slug"])[0]["oid"]
+    server.api(
+        "PUT",
+        f"/documents/{s['slug']}/files/{FILE}",
+        s["ada"],
+        {"content": start, "parent": head, "message": "A cat"},
+    )
+    base = _commits(server, s["ada"], s["slug"])[0]["oid"]
+    a = agents(server, s["room"], s["ada"], "ada")
+    b = agents(server, s["room"], s["bob"], "bob")
+    a.synced()
+    b.synced()
+    a.wait_for("The cat sat")
+    assert a.do("replace", **{"from": "cat", "to": "dog"})["ok"]
+    b.wait_for("The dog sat")
+    server.api(
+        "PUT",
+        f"/documents/{s['slug']}/files/{FILE}",
+        s["bob"],
+        {"content": start.replace("cat", "bird"), "parent": base, "message": "A bird"},
+    )
+    expected = "# Live notes\n\nThe dog bird sat on the mat.\n"
+    assert a.wait_for("bird") == expected
+    assert b.wait_for("bird") == expected
+    notices = list(b.do("notices")["notices"].values())
+    assert len(notices) == 1, notices
+    assert notices[0]["kind"] == "conflict" and notices[0]["conflicts"] == 1
+    assert "both versions are kept" in notices[0]["message"]
+    late = agents(server, s["room"], s["bob"], "late")
+    late.synced()
+    assert list(late.do("notices")["notices"].values()) == notices, "late joiners see it too"
+
+    def both_in_git() -> bool:
+        return _git_text(server, s["ada"], s["slug"]) == expected
+
+    assert _eventually(both_in_git), server.tail()
+
+
 def test_undecodable_update_is_rejected_and_room_stays_healthy(server, agents) -> None:
     s = _setup(server)
     a = agents(server, s["room"], s["ada"], "ada")

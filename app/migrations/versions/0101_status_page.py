@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0101_status"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

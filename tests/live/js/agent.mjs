@@ -2,7 +2,9 @@
 // driven by the Python tests through JSON lines on stdin/stdout.
 //
 //   argv: <websocket base url> <room path> <bearer token or "-">
-//   stdin:  {"id": 1, "op": "append" | "insert" | "text" | "wait" | "synced" | "close", ...}
+//   stdin:  {"id": 1, "op": "append" | "insert" | "text" | "wait" | "synced" | "server" |
+//            "replace" |
+//            "peers" | "notices" | "close", ...}
 //   stdout: {"id": 1, "ok": true, "text": "...", ...}  and {"event": "status", ...}
 import readline from 'node:readline'
 import WebSocket from 'ws'
@@ -33,6 +35,11 @@ let closes = []
 provider.on('status', (e) => out({ event: 'status', status: e.status }))
 provider.on('connection-close', (e) => { if (e) closes.push({ code: e.code, reason: String(e.reason || '') }) })
 
+const peerNames = () => [...provider.awareness.getStates()]
+  .filter(([id]) => id !== doc.clientID)
+  .map(([, state]) => state.user?.name)
+  .filter(Boolean)
+  .sort()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 async function until (predicate, timeoutMs) {
   const end = Date.now() + timeoutMs
@@ -60,12 +67,28 @@ rl.on('line', async (line) => {
         text.insert(cmd.index, cmd.text)
         reply({ ok: true })
         break
+      case 'replace': { // replace the first occurrence of `from` with `to`, in one transaction
+        const at = text.toString().indexOf(cmd.from)
+        if (at >= 0) doc.transact(() => { text.delete(at, cmd.from.length); text.insert(at, cmd.to) })
+        reply({ ok: at >= 0 })
+        break
+      }
       case 'raw': // send raw bytes (hex) on the socket: protocol-abuse tests
         provider.ws.send(Buffer.from(cmd.hex, 'hex'))
         reply({ ok: true })
         break
       case 'text':
         reply({ ok: true })
+        break
+      case 'server': // where to reconnect from now on (what a load balancer would decide)
+        provider.serverUrl = cmd.url
+        reply({ ok: true })
+        break
+      case 'peers': // names in awareness, other than our own
+        reply({ ok: await until(() => peerNames().includes(cmd.name ?? ''), cmd.timeout ?? 0), peers: peerNames() })
+        break
+      case 'notices': // the server's Y.Map 'notices'
+        reply({ ok: true, notices: doc.getMap('notices').toJSON() })
         break
       case 'wait':
         reply({ ok: await until(() => text.toString().includes(cmd.contains), cmd.timeout ?? 10000) })
