@@ -52,6 +52,7 @@ __all__ = [
     "ZERO_OID",
     "advertise_refs",
     "build_report",
+    "cooperative_popen",
     "encode_pkt",
     "parse_git_protocol",
     "parse_report",
@@ -95,6 +96,7 @@ from .transport import (
     GitService,
     ServiceProcess,
     advertise_refs,
+    cooperative_popen,
     parse_git_protocol,
 )
 from .types import (

@@ -1,17 +1,18 @@
 """Running ``git upload-pack`` / ``git receive-pack --stateless-rpc`` for smart HTTP.
 
 Git itself produces and consumes packs; this module only spawns it and moves bytes,
-in bounded chunks, so no pack is ever held in memory.
+in bounded chunks, so no pack is ever held in memory. The I/O must be cooperative
+when the caller runs under gevent (one blocked pipe read would stall every request of
+a gunicorn worker): when gevent has monkey-patched the process, the standard
+``subprocess`` and ``threading`` modules already are gevent's, and if gevent patched
+threads but not ``subprocess``, gevent's own ``subprocess`` is used. gevent is never
+imported here unless the process already loaded it, so gitstore keeps no hard
+dependency on it.
 
-Two constraints shape it. The I/O must be cooperative under gevent (one blocked pipe
-read would stall every request of a gunicorn worker), and spawning must be cheap
-from a big worker process: gevent's ``subprocess`` forks and runs Python in the child
-(about 10 ms from a 90 MB worker, three times per clone), while ``os.posix_spawn``
-uses vfork (about 1 ms). So git is started with ``posix_spawn``; its pipes are read
-and written with gevent's cooperative ``nb_read``/``nb_write`` when gevent has patched
-the process (our helper threads are greenlets then), and with plain blocking calls
-in real threads otherwise. gevent is never imported here unless the process already
-loaded and patched with it, so gitstore keeps no hard dependency on it.
+Known cost: gevent's ``Popen`` forks and runs Python in the child, about 10 ms from a
+90 MB worker (the stdlib's vfork path takes about 1 ms), three times per clone.
+``os.posix_spawn`` with gevent's ``nb_read``/``nb_write`` was tried and hung under
+gunicorn (a child left unreaped); it needs investigation before it can replace this.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ import enum
 import importlib
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +36,7 @@ __all__ = [
     "GitService",
     "ServiceProcess",
     "advertise_refs",
+    "cooperative_popen",
     "parse_git_protocol",
 ]
 
@@ -47,6 +47,8 @@ _UNSAFE_ENV = re.compile(
     r"|CEILING_DIRECTORIES|CONFIG.*|QUARANTINE_PATH|PROTOCOL)"
 )
 _PROTOCOL_ITEM = re.compile(r"[A-Za-z0-9._-]{1,32}(=[A-Za-z0-9._-]{1,64})?")
+
+Popen = Callable[..., "subprocess.Popen[bytes]"]
 
 
 class GitService(enum.Enum):
@@ -86,96 +88,23 @@ def parse_git_protocol(header: str | None) -> str | None:
     return ":".join(items)
 
 
-def _gevent_os() -> Any | None:
-    """gevent's ``os`` helpers when gevent has patched this process, else None."""
+def cooperative_popen() -> Popen:
+    """``Popen`` whose pipes suit the caller's concurrency model.
+
+    Under gevent's monkey-patching (gunicorn's gevent worker) ``subprocess.Popen`` is
+    gevent's cooperative one already. If only ``threading`` was patched, our helper
+    "threads" are greenlets, so gevent's ``subprocess`` is needed as well. Without
+    patching (a test client, a shell), plain threads and the stdlib are right: gevent
+    objects must not be used from real threads.
+    """
     monkey = sys.modules.get("gevent.monkey")
-    if monkey is not None and monkey.is_module_patched("threading"):
-        return importlib.import_module("gevent.os")
-    return None
-
-
-class _Pipe:
-    """One end of a pipe to git, cooperative under gevent."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd: int | None = fd
-        self._gos = _gevent_os()
-        if self._gos is not None:
-            self._gos.make_nonblocking(fd)
-
-    def read(self, n: int) -> bytes:
-        if self.fd is None:
-            return b""
-        if self._gos is not None:
-            return self._gos.nb_read(self.fd, n)  # type: ignore[no-any-return]
-        return os.read(self.fd, n)
-
-    def write(self, data: memoryview) -> int:
-        if self.fd is None:
-            raise BrokenPipeError("closed")
-        if self._gos is not None:
-            return self._gos.nb_write(self.fd, data)  # type: ignore[no-any-return]
-        return os.write(self.fd, data)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            fd, self.fd = self.fd, None
-            os.close(fd)
-
-
-class _Git:
-    """A git process started with ``posix_spawn``: stdin/stdout pipes, stderr to a file."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], stderr: IO[bytes]) -> None:
-        in_read, in_write = os.pipe()
-        out_read, out_write = os.pipe()
-        try:
-            self.pid = os.posix_spawnp(
-                argv[0],
-                argv,
-                env,
-                file_actions=[
-                    (os.POSIX_SPAWN_DUP2, in_read, 0),
-                    (os.POSIX_SPAWN_DUP2, out_write, 1),
-                    (os.POSIX_SPAWN_DUP2, stderr.fileno(), 2),
-                ],
-            )
-        except BaseException:
-            for fd in (in_read, in_write, out_read, out_write):
-                os.close(fd)
-            raise
-        os.close(in_read)
-        os.close(out_write)
-        self.stdin = _Pipe(in_write)
-        self.stdout = _Pipe(out_read)
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:  # reaped by someone else's SIGCHLD handler
-                self.returncode = -1
-            else:
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float | None = None) -> int:
-        """Wait without blocking the event loop (time.sleep is gevent's when patched)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.0005
-        while (code := self.poll()) is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired("git", timeout or 0)
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-        return code
-
-    def kill(self) -> None:
-        if self.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+    if (
+        monkey is not None
+        and monkey.is_module_patched("threading")
+        and not monkey.is_module_patched("subprocess")
+    ):
+        return importlib.import_module("gevent.subprocess").Popen  # type: ignore[no-any-return]
+    return subprocess.Popen
 
 
 def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -210,6 +139,7 @@ def advertise_refs(
     config: Sequence[tuple[str, str]] = (),
     env: Mapping[str, str] | None = None,
     git_binary: str = "git",
+    popen: Popen | None = None,
 ) -> bytes:
     """The body of ``GET info/refs?service=…``.
 
@@ -217,19 +147,19 @@ def advertise_refs(
     is the capability advertisement alone. The advertisement is a list of refs, small
     enough to return whole (and so an error can still become an HTTP status).
     """
-    with ServiceProcess(
-        repo_path,
-        service,
-        git_protocol=git_protocol,
-        config=config,
-        env=env,
-        git_binary=git_binary,
-        advertise=True,
-    ) as process:
-        process.close_input()
-        out = b"".join(process.stream_output())
-        if process.wait() != 0:
-            raise OSError(f"git {service.subcommand} failed: {process.stderr_text()[:500]}")
+    full_env = _clean_env(env)
+    if git_protocol:
+        full_env["GIT_PROTOCOL"] = git_protocol
+    proc = (popen or cooperative_popen())(
+        _command(git_binary, service, repo_path, config, advertise=True),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=full_env,
+    )
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise OSError(f"git {service.subcommand} failed: {err.decode(errors='replace')[:500]}")
     if git_protocol and "version=2" in git_protocol.split(":"):
         return out
     return encode_pkt(f"# service={service.value}\n") + FLUSH_PKT + out
@@ -252,7 +182,7 @@ class ServiceProcess:
         config: Sequence[tuple[str, str]] = (),
         env: Mapping[str, str] | None = None,
         git_binary: str = "git",
-        advertise: bool = False,
+        popen: Popen | None = None,
     ) -> None:
         full_env = _clean_env(env)
         if git_protocol:
@@ -260,10 +190,13 @@ class ServiceProcess:
         self.service = service
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
         try:
-            self.proc = _Git(
-                _command(git_binary, service, repo_path, config, advertise=advertise),
-                full_env,
-                self._stderr,
+            self.proc = (popen or cooperative_popen())(
+                _command(git_binary, service, repo_path, config, advertise=False),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr,
+                env=full_env,
+                bufsize=0,
             )
         except BaseException:
             self._stderr.close()
@@ -281,12 +214,18 @@ class ServiceProcess:
 
     def write(self, data: bytes) -> None:
         """Write all of ``data`` to git (BrokenPipeError if git stopped reading)."""
+        stdin = self.proc.stdin
+        assert stdin is not None
         view = memoryview(data)
         while view:
-            view = view[self.proc.stdin.write(view) :]
+            written = stdin.write(view)
+            view = view[written if written is not None else len(view) :]
 
     def close_input(self) -> None:
-        self.proc.stdin.close()
+        stdin = self.proc.stdin
+        if stdin is not None and not stdin.closed:
+            with contextlib.suppress(OSError):
+                stdin.close()
 
     def feed(self, chunks: Iterable[bytes]) -> None:
         """Write every chunk, then close git's input.
@@ -311,8 +250,10 @@ class ServiceProcess:
 
     def stream_output(self) -> Iterator[bytes]:
         """Git's answer in chunks as it is produced (for fetches: the pack)."""
+        stdout = self.proc.stdout
+        assert stdout is not None
         while True:
-            chunk = self.proc.stdout.read(CHUNK)
+            chunk = stdout.read(CHUNK)
             if not chunk:
                 return
             yield chunk
@@ -348,7 +289,8 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """Stop git at once (the client of a fetch went away)."""
-        self.proc.kill()
+        if self.proc.poll() is None:
+            self.proc.kill()
 
     def close(self, grace: float = 30.0) -> None:
         """Close git's input, give it ``grace`` seconds to finish, then kill it."""
@@ -360,5 +302,6 @@ class ServiceProcess:
             self.proc.wait()
         if self._reader is not None:
             self._reader.join(5)  # git has exited: the reader sees end-of-file at once
-        self.proc.stdout.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         self._stderr.close()
