@@ -298,6 +298,54 @@ def test_concurrent_pushes_to_one_branch(server, owner, git, tmp_path: Path) -> 
     assert "rejected" in loser_output or "failed to update ref" in loser_output
 
 
+def test_push_racing_an_api_save_loses_nothing(server, owner, git, tmp_path: Path) -> None:
+    """A push and a save of the same branch at once: each lands or is cleanly refused."""
+    slug = server.document(owner, "Push Race")
+    token = server.user(owner)
+    for round_ in range(4):
+        work = clone(git, server, slug, OWNER, tmp_path / f"w{round_}")
+        base = remote_head(server, slug)
+        text = (work / "document.md").read_text()
+        (work / f"pushed-{round_}.md").write_text(f"pushed in round {round_}\n")
+        git("add", ".", cwd=work)
+        git("commit", "-q", "-m", f"push {round_}", cwd=work)
+        pushed = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+
+        def save(round_: int = round_, base: str = base, text: str = text) -> None:
+            server.api(
+                "PUT",
+                f"/documents/{slug}/files/document.md",
+                token,
+                {"content": text + f"\nsaved in round {round_}\n", "parent": base},
+            )
+
+        saver = threading.Thread(target=save)
+        push = git.popen("push", "origin", "main", cwd=work)
+        saver.start()
+        code, stderr = push.wait(60), push.stderr.read()
+        saver.join(60)
+        head = remote_head(server, slug)
+        content = subprocess.run(
+            ["git", "show", f"{head}:document.md"],
+            cwd=server.repo_path(slug),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        # The save always lands: on its parent, or merged onto the pushed commit.
+        assert f"saved in round {round_}" in content
+        ancestry = subprocess.run(
+            ["git", "merge-base", "--is-ancestor", pushed, head],
+            cwd=server.repo_path(slug),
+            check=False,
+        ).returncode
+        if code == 0:
+            assert ancestry == 0, "an accepted push must stay in the branch"
+        else:
+            assert "rejected" in stderr or "failed to update ref" in stderr, stderr
+            assert ancestry != 0
+
+
 def test_old_clone_url_works_after_rename(server, owner, git, tmp_path: Path) -> None:
     slug = server.document(owner, "Before Rename")
     work = clone(git, server, slug, OWNER, tmp_path / "w")
