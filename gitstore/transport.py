@@ -107,9 +107,15 @@ def cooperative_popen() -> Popen:
     return subprocess.Popen
 
 
-def _clean_env(extra: Mapping[str, str] | None) -> dict[str, str]:
+def _clean_env(extra: Mapping[str, str | None] | None) -> dict[str, str]:
+    """This process's environment without git-redirecting variables, plus ``extra``
+    (where a None value removes the variable)."""
     env = {k: v for k, v in os.environ.items() if not _UNSAFE_ENV.fullmatch(k)}
-    env.update(extra or {})
+    for key, value in (extra or {}).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     return env
 
 
@@ -137,7 +143,7 @@ def advertise_refs(
     *,
     git_protocol: str | None = None,
     config: Sequence[tuple[str, str]] = (),
-    env: Mapping[str, str] | None = None,
+    env: Mapping[str, str | None] | None = None,
     git_binary: str = "git",
     popen: Popen | None = None,
 ) -> bytes:
@@ -180,7 +186,7 @@ class ServiceProcess:
         *,
         git_protocol: str | None = None,
         config: Sequence[tuple[str, str]] = (),
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         git_binary: str = "git",
         popen: Popen | None = None,
     ) -> None:

@@ -30,6 +30,7 @@ from app.auth.permissions import (
 )
 from app.db import utcnow
 from app.documents.models import VISIBILITIES, Document, Membership, SlugAlias
+from app.ops import metrics
 from app.storage import get_store
 
 DEFAULT_FILE = "document.md"
@@ -256,13 +257,19 @@ def save_file(
     """
     require(actor, Action.EDIT, document)
     message = message.strip() or f"Update {path}"
-    result = repo(document).save(
-        branch,
-        [gitstore.Put(path, content)],
-        parent=parent,
-        author=author_of(actor),
-        message=message,
-    )
+    try:
+        result = repo(document).save(
+            branch,
+            [gitstore.Put(path, content)],
+            parent=parent,
+            author=author_of(actor),
+            message=message,
+        )
+    except gitstore.MergeConflict:
+        metrics.MERGE_COMPUTATIONS.labels(outcome="conflict").inc()
+        raise
+    if result.merged:
+        metrics.MERGE_COMPUTATIONS.labels(outcome="clean").inc()
     _moved(actor, document, branch, parent, result.commit, source)
     return result
 

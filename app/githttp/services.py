@@ -7,6 +7,7 @@ WSGI input) and never reads ``flask.request``.
 from __future__ import annotations
 
 import sys
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from app.activity.services import record_ref_updates
 from app.auth.permissions import grant_for
 from app.config import PROJECT_ROOT
 from app.documents.protection import can_update_ref
+from app.ops import metrics
+from app.ops.logs import subprocess_env
 from app.storage import get_store
 
 if TYPE_CHECKING:
@@ -116,6 +119,11 @@ class RequestBody:
                 raise BodyTooLarge
             self._pending = out
 
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from the client so far (as sent, before gzip decoding)."""
+        return self._raw
+
     def read(self, n: int) -> bytes:
         """Up to ``n`` bytes; ``b""`` at the end of the body."""
         self._fill()
@@ -172,16 +180,65 @@ def refused_report(push: gitstore.PushRequest, reasons: list[str | None]) -> byt
     return gitstore.build_report(statuses, side_band=push.side_band)
 
 
-def hook_env(app: Flask, actor: User | None, document: Document) -> dict[str, str]:
+def git_env() -> dict[str, str | None]:
+    """For every git child: the request id (so hook logs carry it), and no metrics
+    directory (a hook importing the app would leave metric files nobody cleans up)."""
+    return {**subprocess_env(), "PROMETHEUS_MULTIPROC_DIR": None}
+
+
+def hook_env(app: Flask, actor: User | None, document: Document) -> dict[str, str | None]:
     """What the pre-receive hook needs to re-check the push as the same person."""
     python_path = str(PROJECT_ROOT)
     return {
+        **git_env(),
         "QUIRE_PYTHON": sys.executable,
         "QUIRE_DOCUMENT_ID": str(document.id),
         "QUIRE_ACTOR_ID": str(actor.id) if actor is not None else "",
         "QUIRE_DATABASE_URL": str(app.config["DATABASE_URL"]),
         "PYTHONPATH": python_path,
     }
+
+
+def fetch_operation(request: bytes) -> str:
+    """``clone``, ``fetch`` or ``ls-refs`` (protocol v2's ref listing) for an upload-pack
+    request: a fetch says what it already has (``have`` lines), a clone does not."""
+    if b"command=ls-refs" in request:
+        return "ls-refs"
+    return "fetch" if b"have " in request else "clone"
+
+
+class GitOperation:
+    """Metrics of one smart-HTTP operation (count by outcome, duration, bytes both ways).
+
+    Bytes out are counted as they stream (:meth:`sent`), bytes in from the request body
+    at the end. As a context manager it records on leaving: an error if an exception
+    escapes, otherwise the outcome set in ``ok``.
+    """
+
+    def __init__(self, operation: str, body: RequestBody) -> None:
+        self.operation = operation
+        self.body = body
+        self.ok = False
+        self.started = time.monotonic()
+        self._out = metrics.GIT_BYTES.labels(operation=operation, direction="out")
+
+    def __enter__(self) -> GitOperation:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.done(self.ok and exc_type is None)
+
+    def sent(self, chunk: bytes) -> bytes:
+        self._out.inc(len(chunk))
+        return chunk
+
+    def done(self, ok: bool) -> None:
+        outcome = "ok" if ok else "error"
+        metrics.GIT_OPERATIONS.labels(operation=self.operation, outcome=outcome).inc()
+        metrics.GIT_DURATION.labels(operation=self.operation).observe(
+            time.monotonic() - self.started
+        )
+        metrics.GIT_BYTES.labels(operation=self.operation, direction="in").inc(self.body.bytes_read)
 
 
 def receive_config() -> tuple[tuple[str, str], ...]:

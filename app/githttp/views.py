@@ -179,6 +179,7 @@ def info_refs(slug: str) -> Response:
             service,
             git_protocol=_git_protocol(),
             config=config,
+            env=services.git_env(),
             **_git_kwargs(),
         )
     except OSError:
@@ -206,19 +207,22 @@ def upload_pack(slug: str) -> Response:
         service,
         git_protocol=_git_protocol(),
         config=services.UPLOAD_CONFIG,
+        env=services.git_env(),
         **_git_kwargs(),
     )
     process.feed_in_background(data)
+    operation = services.GitOperation(services.fetch_operation(data), body)
 
     def stream() -> Iterator[bytes]:
         finished = False
         try:
-            yield from process.stream_output()
+            yield from map(operation.sent, process.stream_output())
             finished = True
         finally:
             if not finished:  # the client went away: no point finishing the pack
                 process.kill()
             process.close()
+            operation.done(finished and process.proc.returncode == 0)
 
     return Response(stream(), 200, NO_CACHE, content_type=service.result_type)
 
@@ -238,19 +242,23 @@ def receive_pack(slug: str) -> Response:
         if any(reasons):
             body.drain()  # the client sends the pack regardless; read it before answering
             report = services.refused_report(push, reasons)
+            services.GitOperation("push", body).done(False)
             return Response(report, 200, NO_CACHE, content_type=service.result_type)
     except BodyTooLarge:
         raise _too_large(limit) from None
     except gitstore.ProtocolError as exc:
         raise GitHttpError(400, f"Malformed push request: {exc}") from None
 
-    with gitstore.ServiceProcess(
-        services.repo_path(document),
-        service,
-        config=services.receive_config(),
-        env=services.hook_env(current_app, actor, document),
-        **_git_kwargs(),
-    ) as process:
+    with (
+        services.GitOperation("push", body) as operation,
+        gitstore.ServiceProcess(
+            services.repo_path(document),
+            service,
+            config=services.receive_config(),
+            env=services.hook_env(current_app, actor, document),
+            **_git_kwargs(),
+        ) as process,
+    ):
         process.collect_output_in_background()
         try:
             process.write(push.raw)
@@ -272,8 +280,9 @@ def receive_pack(slug: str) -> Response:
             current_app.logger.warning(
                 "git receive-pack failed for %s: %s", document.slug, process.stderr_text()
             )
-        output = process.collected_output()
-    services.record_push(document, actor, push, output)
+        output = operation.sent(process.collected_output())
+        statuses = services.record_push(document, actor, push, output)
+        operation.ok = bool(statuses) and all(s.ok for s in statuses)
     return Response(output, 200, NO_CACHE, content_type=service.result_type)
 
 

@@ -36,6 +36,7 @@ from app.live.locks import LocalLocks, RoomLocks
 from app.live.room import Room
 from app.live.settings import LiveSettings
 from app.live.textops import merge, summary
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class Batcher:
             return False
         theirs = self.read_text(repo, room.key.path, head)
         result = merge(room.base_text, room.content, theirs)
+        metrics.MERGE_COMPUTATIONS.labels(outcome="conflict" if result.conflicts else "clean").inc()
         notice = None
         if result.conflicts:
             log.info("live: %s conflicting spans kept twice in %s", result.conflicts, room.name)
@@ -194,6 +196,8 @@ class Batcher:
         self.journal.save_snapshot(
             room.name, Snapshot(room.doc.get_update(), commit, max(seqs)), trim=seqs, fence=fence
         )
+        if made and room.first_edit_at is not None:  # the batch's oldest uncommitted edit
+            metrics.LIVE_EDIT_TO_COMMIT.observe(time.monotonic() - room.first_edit_at)
         room.base_commit, room.base_text = commit, text
         room.committed(seqs)
         return commit if made else None

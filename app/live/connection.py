@@ -17,6 +17,8 @@ from typing import Any
 import gevent
 from gevent.queue import Full, Queue
 
+from app.ops import metrics
+
 log = logging.getLogger(__name__)
 
 
@@ -93,6 +95,7 @@ class Connection:
             self._queue.put_nowait(frame)
         except Full:
             log.info("live: disconnecting a slow client (%s frames queued)", self._queue.qsize())
+            metrics.LIVE_SLOW_CLIENT_DISCONNECTS.inc()
             self.close(CloseCode.SLOW_CONSUMER, "too far behind; reconnect to resync")
 
     def _write_loop(self) -> None:

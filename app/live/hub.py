@@ -40,6 +40,7 @@ from app.live.journal import Journal, Snapshot
 from app.live.locks import LocalLocks, RoomLocks
 from app.live.room import TEXT_NAME, Room, RoomKey, RoomState
 from app.live.settings import LiveSettings
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class Hub:
             return conn
         conn.room = room
         room.add(conn)
+        metrics.LIVE_EDITORS.inc()
         self.run_hooks("after_join", room, conn)
         return conn
 
@@ -153,6 +155,7 @@ class Hub:
         if room is None:
             return
         room.remove(conn)
+        metrics.LIVE_EDITORS.dec()
         self.run_hooks("after_leave", room, conn)
         if room.editors_connected == 0 and room.is_dirty and not room.remote_peers:
             # The last editor left: commit now. (While editors are still here through
@@ -189,6 +192,7 @@ class Hub:
                 raise
             room = Room(key, state, journal=self.journal, settings=self.settings, publish=publish)
             self.rooms[name] = room
+            metrics.LIVE_ROOMS.inc()
             if self.bus is not None:
                 self.bus.attach(name, room.on_remote)
                 self.bus.publish(name, QUERY, b"")  # who is already here, elsewhere?
@@ -276,6 +280,7 @@ class Hub:
         room.close(code, reason)
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
+            metrics.LIVE_ROOMS.dec()
             if self.bus is not None:
                 self.bus.unsubscribe(room.name)
 

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
+from app.ops import metrics
 
 
 class JournalEntry(Base):
@@ -96,6 +97,7 @@ class Journal:
             rows = [JournalEntry(room_key=room_key, update=u, actor_id=a) for u, a in items]
             session.add_all(rows)
             session.commit()
+            metrics.LIVE_JOURNAL_UNCOMMITTED.inc(len(rows))
             return [row.seq for row in rows]
 
     def entries(self, room_key: str, after: int = 0) -> list[Entry]:
@@ -150,14 +152,15 @@ class Journal:
             row.state = snapshot.state
             row.base_commit = snapshot.base_commit
             row.covered_seq = max(row.covered_seq or 0, snapshot.covered_seq)
-            seqs = sorted(set(trim))
+            seqs, trimmed = sorted(set(trim)), 0
             for i in range(0, len(seqs), 500):
-                session.execute(
+                trimmed += session.execute(
                     delete(JournalEntry).where(
                         JournalEntry.room_key == room_key, JournalEntry.seq.in_(seqs[i : i + 500])
                     )
-                )
+                ).rowcount
             session.commit()
+        metrics.LIVE_JOURNAL_UNCOMMITTED.dec(trimmed)
 
     def create_snapshot(self, room_key: str, snapshot: Snapshot) -> bool:
         """Insert the first checkpoint of a room; False if one exists already (seeded)."""

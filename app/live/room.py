@@ -43,6 +43,7 @@ from app.live.journal import Entry, Journal
 from app.live.messages import Kind, ProtocolError
 from app.live.settings import LiveSettings
 from app.live.textops import apply_edits, edits
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,7 @@ class Room:
         if applied:
             merged = applied[0] if len(applied) == 1 else merge_updates(*applied)
             self.broadcast(messages.encode_update(merged))
+            metrics.LIVE_UPDATES_BROADCAST.inc()
             if self.publish is not None:
                 self.publish(bus.UPDATE, bus.encode_update(merged, noted))
 
@@ -373,6 +375,7 @@ class Room:
             update = self.doc.get_update(before)
         if update != _EMPTY_UPDATE:
             self.broadcast(messages.encode_update(update))
+            metrics.LIVE_UPDATES_BROADCAST.inc()
 
     # ------------------------------------------------------------------ server edits
 
@@ -393,6 +396,7 @@ class Room:
         (seq,) = self.journal.append(self.name, [(update, None)])
         self._note_edit(Entry(seq, update, None))
         self.broadcast(messages.encode_update(update))
+        metrics.LIVE_UPDATES_BROADCAST.inc()
         if self.publish is not None:
             self.publish(bus.UPDATE, bus.encode_update(update, [(seq, None)]))
 

@@ -99,7 +99,7 @@ LIVE_SLOW_CLIENT_DISCONNECTS = Counter(
 # --- git over HTTP and merges (incremented by app.githttp, app.documents) ----------------------
 GIT_OPERATIONS = Counter(
     "quire_git_operations_total",
-    "Git smart-HTTP operations, by operation (clone, fetch, push) and outcome (ok, error).",
+    "Git smart-HTTP operations, by operation (clone, fetch, ls-refs, push) and outcome.",
     ["operation", "outcome"],
 )
 GIT_DURATION = Histogram(
