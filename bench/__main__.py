@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from bench import git as git_clone
-from bench import history
+from bench import history, live
 
-BENCHMARKS = {"history": history, "git": git_clone}
+BENCHMARKS = {"history": history, "git": git_clone, "live": live}
 
 
 def main(argv: list[str] | None = None) -> int:
