@@ -84,8 +84,15 @@ def _same_origin() -> bool:
 def live(ws, slug: str, branch: str, path: str) -> None:
     hub = get_hub()
     target: Target = g.live_target
-    conn = hub.join(ws, target)
-    db.get_db().remove()  # a socket lives long: do not hold the request's DB connection
+    # A socket lives long, and opening a room needs connections of its own: give the
+    # request's back to the pool first, or simultaneous joins exhaust it.
+    db.get_db().remove()
+    try:
+        conn = hub.join(ws, target)
+    except Exception:
+        log.exception("could not join live room %s", target.key)
+        ws.close(1011, "could not open the room; try again")
+        return
     recheck_at = time.monotonic() + ACCESS_RECHECK_SECONDS
     try:
         while not conn.closed:
