@@ -6,9 +6,11 @@ call one service, map typed errors to a message, render or redirect.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any
 
 from flask import (
@@ -22,6 +24,7 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup
 from werkzeug.datastructures import FileStorage
 
 import gitstore
@@ -442,16 +445,31 @@ def history(document: Document):
     ref = request.args.get("ref") or document.default_branch
     path = request.args.get("path") or None
     after = request.args.get("after") or None
-    _resolve(repo, ref)
+    head = _resolve(repo, ref)
     try:
-        page = repo.history(ref, path=path, after=after, limit=50)
+        start = repo.resolve(after) if after else head
+        base = url_for("documents.show", slug=document.slug)
+        page, rows = _history_page(str(repo.path), start, path, bool(after), base)
     except (gitstore.RefNotFound, gitstore.InvalidPath, ValueError):
         abort(404)
-    rows = history_rows(page.commits, url_for("documents.show", slug=document.slug))
     return render_template(
         "documents/history.html",
         **_context(document, ref=ref, path=path, page=page, after=after, rows=rows),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _history_page(
+    repo_path: str, start: str, path: str | None, is_cursor: bool, base: str
+) -> tuple[gitstore.HistoryPage, Markup]:
+    """A page of history from a commit, with its rows: immutable, so cached by commit id.
+
+    The key names no branch, only the commit the walk starts from (a moved branch is a
+    new key), so a cached page is never stale.
+    """
+    repo = gitstore.Document(Path(repo_path).name.removesuffix(".git"), repo_path)
+    page = repo.history(start, path=path, after=start if is_cursor else None, limit=50)
+    return page, history_rows(page.commits, base)
 
 
 @bp.get("/d/<slug>/commit/<oid>")
