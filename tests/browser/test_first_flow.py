@@ -24,19 +24,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, require_browser
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("QUIRE_CHROMIUM", "/usr/bin/chromium"))
-IN_CI = os.environ.get("CI", "").lower() == "true"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STARTUP_TIMEOUT = 120  # scripts/run may have to install the requirements first
 
 USERNAME = "ada"
@@ -68,19 +60,9 @@ UNLABELLED_FIELDS_JS = """() => {
   return bad;
 }"""
 
-try:  # the import is cheap; skipping at collection keeps the reason visible with -rs
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - playwright is in requirements-dev.txt
-    if IN_CI:
-        raise
-    pytest.skip(f"playwright is not installed ({exc})", allow_module_level=True)
+require_browser()
 
-if not CHROMIUM.exists():
-    message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if IN_CI:
-        pytest.fail(f"{message}; CI=true requires the browser tests to run", pytrace=False)
-    pytest.skip(message, allow_module_level=True)
-
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 # --- the server, started by scripts/run ------------------------------------------
 

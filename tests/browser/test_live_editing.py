@@ -24,36 +24,18 @@ from typing import Any
 
 import pytest
 
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.live.conftest import Server, _free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path(os.environ.get("QUIRE_CHROMIUM", "/usr/bin/chromium"))
-IN_CI = os.environ.get("CI", "").lower() == "true"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PASSWORD = "correct horse battery"
 FILE = "document.md"
 
-try:
-    from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-except ImportError as exc:  # pragma: no cover - playwright is in requirements-dev.txt
-    if IN_CI:
-        raise
-    pytest.skip(f"playwright is not installed ({exc})", allow_module_level=True)
+require_browser()
 
-if not CHROMIUM.exists():
-    message = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
-    if IN_CI:
-        pytest.fail(f"{message}; CI=true requires the browser tests to run", pytrace=False)
-    pytest.skip(message, allow_module_level=True)
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright  # noqa: E402
 
 
 def _build_bundle() -> None:
