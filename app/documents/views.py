@@ -93,6 +93,13 @@ def _resolve(repo: gitstore.Document, ref: str) -> str:
         abort(404)
 
 
+def _branch_head(repo: gitstore.Document, branch: str) -> str:
+    try:
+        return repo.head(branch)
+    except (gitstore.RefNotFound, gitstore.InvalidRefName, ValueError):
+        abort(404)
+
+
 def _raw_url(document: Document, ref: str) -> Callable[[str], str]:
     def resolve(relative: str) -> str:
         path = relative.split("#")[0].split("?")[0]
@@ -412,7 +419,7 @@ def upload(document: Document):
             path=path,
             content=data,
             message=f"Add {path}",
-            parent=request.form.get("parent") or repo.head(branch),
+            parent=request.form.get("parent") or _branch_head(repo, branch),
         )
     except (gitstore.InvalidPath, gitstore.RefNotFound) as exc:
         flash(f"Could not upload: {exc}", "error")
@@ -561,7 +568,7 @@ def restore(document: Document, oid: str):
             document,
             branch=branch,
             version=version,
-            parent=request.form.get("parent") or repo.head(branch),
+            parent=request.form.get("parent") or _branch_head(repo, branch),
         )
     except gitstore.NothingToCommit:
         flash("That version is already the current one.", "info")
@@ -586,7 +593,7 @@ def revert(document: Document, oid: str):
             document,
             branch=branch,
             commit=target,
-            parent=request.form.get("parent") or repo.head(branch),
+            parent=request.form.get("parent") or _branch_head(repo, branch),
         )
     except gitstore.MergeConflict:
         flash(

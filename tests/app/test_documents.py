@@ -391,3 +391,13 @@ def test_session_cookie_is_secure_over_https(app: Flask, client, accounts) -> No
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     plain = client.submit("/login", {"login": "ada", "password": "correct horse battery"})
     assert "Secure" not in plain.headers["Set-Cookie"]
+
+
+def test_restore_to_an_unknown_branch_is_404(app: Flask, signed_in) -> None:
+    slug = _create(signed_in, "Nowhere")
+    head = _head(app, slug)
+    response = signed_in.submit(
+        f"/d/{slug}/restore/{head}", {"branch": "no-such-branch"}, page=f"/d/{slug}/commit/{head}"
+    )
+    assert response.status_code == 404
+    assert _head(app, slug) == head
