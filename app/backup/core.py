@@ -15,7 +15,8 @@ during the backup is simply in the next one). Nothing is locked: each repository
 read once and bundled from that snapshot (see :func:`_bundle_repository`). When everything is verified the manifest is copied to
 ``<root>/LATEST`` (atomically): monitoring reads its ``finished_at``.
 
-Writing to an S3-compatible bucket is not done yet: sync the directory off the host.
+An ``s3://bucket/prefix`` target is written through a local directory like this one and then
+uploaded, manifest last: see :mod:`app.backup.s3`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class BackupError(RuntimeError):
 
 @dataclass
 class BackupResult:
-    path: Path
+    path: Path | str  # a directory, or an s3:// URL
     manifest: dict[str, Any]
 
 
@@ -296,14 +297,19 @@ def restore(
 ) -> dict[str, Any]:
     """Rebuild an empty installation from ``backup_dir``; refuses to overwrite anything."""
     manifest = verify(backup_dir)
-    existing = list_repositories(repos_root)
-    if existing:
-        raise BackupError(f"REPOS_ROOT {repos_root} already holds {len(existing)} repositories")
-    _check_database_empty(database_url)
+    check_target_empty(repos_root, database_url)
     _restore_database(manifest["database"], backup_dir, database_url)
     for entry in manifest["repositories"]:
         _restore_repository(git, entry, backup_dir, repos_root)
     return manifest
+
+
+def check_target_empty(repos_root: Path, database_url: str) -> None:
+    """Refuse to restore over anything: no repositories, no tables."""
+    existing = list_repositories(repos_root)
+    if existing:
+        raise BackupError(f"REPOS_ROOT {repos_root} already holds {len(existing)} repositories")
+    _check_database_empty(database_url)
 
 
 def _check_database_empty(url: str) -> None:

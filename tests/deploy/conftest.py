@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -43,3 +44,11 @@ def fresh_pg_database() -> Iterator[Callable[[], str]]:
         for name in created:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()
+
+
+@pytest.fixture
+def restore_url(backend: str, tmp_path: Path, fresh_pg_database: Callable[[], str]) -> str:
+    """Where a test restores to: an empty database of the same backend as the app's."""
+    if backend == "postgresql":
+        return fresh_pg_database()
+    return f"sqlite:///{tmp_path / 'restored' / 'quire.db'}"

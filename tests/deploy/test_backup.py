@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,11 +113,32 @@ def _engine(url: str) -> Engine:
     return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
 
 
-@pytest.fixture
-def restore_url(backend: str, tmp_path: Path, fresh_pg_database: Callable[[], str]) -> str:
-    if backend == "postgresql":
-        return fresh_pg_database()
-    return f"sqlite:///{tmp_path / 'restored' / 'quire.db'}"
+def assert_same_installation(
+    repos_root: Path, new_root: Path, source_engine: Engine, restore_url: str
+) -> None:
+    """A restore of a quiet installation: every repository's refs, HEAD and reachable
+    objects, and every row of every table, identical to the source."""
+    sources = {r.relative_to(repos_root): r for r in list_repositories(repos_root)}
+    restored = {r.relative_to(new_root): r for r in list_repositories(new_root)}
+    assert set(restored) == set(sources)
+    for rel, source in sources.items():
+        target = restored[rel]
+        refs = read_refs("git", source)
+        assert read_refs("git", target) == refs, rel
+        wanted = sorted(set(refs.values()))
+        if wanted:
+            assert _git(target, "rev-list", "--objects", *wanted) == _git(
+                source, "rev-list", "--objects", *wanted
+            )
+        assert _git(target, "symbolic-ref", "HEAD") == _git(source, "symbolic-ref", "HEAD")
+        subprocess.run(
+            ["git", "fsck", "--no-progress"], cwd=target, check=True, capture_output=True
+        )
+    restored_engine = _engine(restore_url)
+    try:
+        assert _rows(restored_engine) == _rows(source_engine)
+    finally:
+        restored_engine.dispose()
 
 
 @pytest.mark.slow
