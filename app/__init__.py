@@ -67,5 +67,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app import live
 
     live.init_app(app)
+    from app import search
+
+    search.init_app(app)  # full-text index, /search, /api/v1/search
     cli.init_app(app)
     return app

@@ -9,6 +9,7 @@ import app.activity.models  # noqa: F401
 import app.documents.models  # noqa: F401
 import app.documents.protection  # noqa: F401
 import app.live.journal  # noqa: F401
+import app.search.models  # noqa: F401
 from app.db import Base, make_engine
 
 config = context.config
