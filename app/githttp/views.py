@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, g, redirect, request, url_for
@@ -24,6 +25,8 @@ from app.documents.models import Document
 from app.documents.services import SLUG_RE, resolve_slug
 from app.githttp import services
 from app.githttp.services import BodyTooLarge, RequestBody, UnsupportedEncoding
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("githttp", __name__)
 
@@ -265,7 +268,8 @@ def receive_pack(slug: str) -> Response:
             for chunk in body.chunks():
                 process.write(chunk)
         except BrokenPipeError:
-            pass  # git stopped reading (a bad pack): its report says why
+            # git stopped reading (a bad pack); its report, sent below, says why.
+            log.info("git receive-pack stopped reading the pack early")
         except BodyTooLarge:
             process.close_input()  # git sees a truncated pack and drops its quarantine
             raise _too_large(limit) from None

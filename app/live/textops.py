@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -111,7 +112,29 @@ def merge(base: str, ours: str, theirs: str) -> Merged:
     Where both sides changed the same words, both versions are kept (ours first):
     nothing typed live and nothing saved outside is lost.
     """
-    a, b, c = (s.splitlines(keepends=True) for s in (base, ours, theirs))
+    lines = [s.splitlines(keepends=True) for s in (base, ours, theirs)]
+    text, conflicts = _merge3(*lines, on_conflict=_merge_words)
+    return Merged(text, conflicts)
+
+
+def _merge_words(base: str, ours: str, theirs: str) -> tuple[str, int]:
+    words = [_TOKEN.findall(s) for s in (base, ours, theirs)]
+    return _merge3(*words, on_conflict=lambda _base, o, t: (_keep_both(o, t), 1))
+
+
+def _merge3(
+    a: list[str],
+    b: list[str],
+    c: list[str],
+    *,
+    on_conflict: Callable[[str, str, str], tuple[str, int]],
+) -> tuple[str, int]:
+    """Merge token lists ``b`` (ours) and ``c`` (theirs) from base ``a``.
+
+    Clean regions are taken as merge3 decides; each conflicting region is joined back to
+    text and handed to ``on_conflict``, which returns its text and how many conflicts
+    it kept. Returns the merged text and the conflict count.
+    """
     out: list[str] = []
     conflicts = 0
     for region in Merge3(a, b, c).merge_regions():
@@ -124,26 +147,7 @@ def merge(base: str, ours: str, theirs: str) -> Merged:
             out.extend(c[region[1] : region[2]])
         else:
             _, z1, z2, o1, o2, t1, t2 = region
-            text, n = _merge_words("".join(a[z1:z2]), "".join(b[o1:o2]), "".join(c[t1:t2]))
+            text, n = on_conflict("".join(a[z1:z2]), "".join(b[o1:o2]), "".join(c[t1:t2]))
             out.append(text)
             conflicts += n
-    return Merged("".join(out), conflicts)
-
-
-def _merge_words(base: str, ours: str, theirs: str) -> tuple[str, int]:
-    a, b, c = (_TOKEN.findall(s) for s in (base, ours, theirs))
-    out: list[str] = []
-    conflicts = 0
-    for region in Merge3(a, b, c).merge_regions():
-        kind = region[0]
-        if kind == "unchanged":
-            out.extend(a[region[1] : region[2]])
-        elif kind in ("a", "same"):
-            out.extend(b[region[1] : region[2]])
-        elif kind == "b":
-            out.extend(c[region[1] : region[2]])
-        else:
-            _, _z1, _z2, o1, o2, t1, t2 = region
-            out.append(_keep_both("".join(b[o1:o2]), "".join(c[t1:t2])))
-            conflicts += 1
     return "".join(out), conflicts
