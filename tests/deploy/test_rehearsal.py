@@ -34,9 +34,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_REDIS_URL, _unavailable
 from tests.live.conftest import Agent, Server, _free_port, node_client  # noqa: F401
-from tests.live.test_multiprocess import _database
+from tests.live.test_multiprocess import two_servers
 
 pytestmark = pytest.mark.slow
 
@@ -239,49 +238,8 @@ def nginx(tmp_path: Path) -> Iterator[Nginx]:
 @pytest.fixture
 def versions(tmp_path: Path, node_client: Path) -> Iterator[tuple[Server, Server]]:  # noqa: F811
     """Versions A and B (same code, two ports) on one database, REPOS_ROOT and Redis."""
-    import redis
-
-    try:
-        redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping()
-    except Exception as exc:  # noqa: BLE001
-        _unavailable("Redis at " + TEST_REDIS_URL, exc)
-    prefix = f"quire-rehearsal-{uuid.uuid4().hex[:10]}:"
-    gen = _database()
-    database_url = next(gen)
-    servers = []
-    for name in ("a", "b"):
-        var_dir = tmp_path / name
-        var_dir.mkdir()
-        port = _free_port()
-        env = {
-            **os.environ,
-            "HOST": "127.0.0.1",
-            "PORT": str(port),
-            "QUIRE_VAR_DIR": str(var_dir),
-            "DATABASE_URL": database_url,
-            "REPOS_ROOT": str(tmp_path / "repos"),
-            "REDIS_URL": TEST_REDIS_URL,
-            "LIVE_REDIS_PREFIX": prefix,
-            "SECRET_KEY": "rehearsal-secret",
-            "TRUSTED_PROXY_HOPS": "1",
-            "LIVE_COMMIT_QUIET_SECONDS": "1",
-            "LIVE_COMMIT_MAX_SECONDS": "5",
-            "LIVE_HEAD_POLL_SECONDS": "0.5",
-            "LIVE_LOCK_TTL_SECONDS": "3",
-            "ACCESS_LOG": str(var_dir / "access.log"),
-        }
-        servers.append(Server(var_dir, port, env))
-    try:
-        yield servers[0], servers[1]
-    finally:
-        for srv in servers:
-            if srv.proc is not None and srv.proc.poll() is None:
-                srv.kill(signal.SIGTERM)
-        gen.close()
-        client = redis.Redis.from_url(TEST_REDIS_URL)
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
+    with two_servers(tmp_path, "rehearsal", TRUSTED_PROXY_HOPS="1") as (a, b, _url):
+        yield a, b
 
 
 def test_deploy_rehearsal_zero_downtime(

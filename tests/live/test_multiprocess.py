@@ -9,6 +9,7 @@ and a server killed with SIGKILL or stopped with SIGTERM loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -56,18 +57,24 @@ def _database() -> Iterator[str]:
         engine.dispose()
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, node_client: Path) -> Iterator[Cluster]:
+@contextlib.contextmanager
+def two_servers(
+    tmp_path: Path, label: str, **extra_env: str
+) -> Iterator[tuple[Server, Server, str]]:
+    """Two Quire servers (not started) on one fresh PostgreSQL database, REPOS_ROOT and Redis.
+
+    Yields both and the database URL; on exit stops them, drops the database and removes
+    the Redis keys under this pair's own prefix (pub/sub channels ignore db numbers).
+    """
     import redis
 
     try:
         redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=3).ping()
     except Exception as exc:  # noqa: BLE001
         _unavailable("Redis at " + TEST_REDIS_URL, exc)
-    prefix = f"quire-test-{uuid.uuid4().hex[:10]}:"  # pub/sub channels ignore db numbers
+    prefix = f"quire-{label}-{uuid.uuid4().hex[:10]}:"
     gen = _database()
     database_url = next(gen)
-    repos = tmp_path / "repos"
     servers = []
     for name in ("a", "b"):
         var_dir = tmp_path / name
@@ -79,22 +86,20 @@ def cluster(tmp_path: Path, node_client: Path) -> Iterator[Cluster]:
             "PORT": str(port),
             "QUIRE_VAR_DIR": str(var_dir),
             "DATABASE_URL": database_url,
-            "REPOS_ROOT": str(repos),
+            "REPOS_ROOT": str(tmp_path / "repos"),
             "REDIS_URL": TEST_REDIS_URL,
             "LIVE_REDIS_PREFIX": prefix,
-            "SECRET_KEY": "live-tests-secret",
+            "SECRET_KEY": f"{label}-secret",
             "LIVE_COMMIT_QUIET_SECONDS": "1",
             "LIVE_COMMIT_MAX_SECONDS": "5",
             "LIVE_HEAD_POLL_SECONDS": "0.5",
             "LIVE_LOCK_TTL_SECONDS": "3",
             "ACCESS_LOG": str(var_dir / "access.log"),
+            **extra_env,
         }
         servers.append(Server(var_dir, port, env))
-    servers[0].flask("db", "upgrade")
-    for srv in servers:
-        srv.start()
     try:
-        yield Cluster(servers[0], servers[1], database_url)
+        yield servers[0], servers[1], database_url
     finally:
         for srv in servers:
             if srv.proc is not None and srv.proc.poll() is None:
@@ -104,6 +109,15 @@ def cluster(tmp_path: Path, node_client: Path) -> Iterator[Cluster]:
         keys = list(client.scan_iter(match=prefix + "*"))
         if keys:
             client.delete(*keys)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, node_client: Path) -> Iterator[Cluster]:
+    with two_servers(tmp_path, "live-test") as (a, b, database_url):
+        a.flask("db", "upgrade")
+        a.start()
+        b.start()
+        yield Cluster(a, b, database_url)
 
 
 def _setup(server: Server) -> dict[str, Any]:
