@@ -70,5 +70,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from app import search
 
     search.init_app(app)  # full-text index, /search, /api/v1/search
+    from app import analytics, mergerequests, notifications, releases
+
+    mergerequests.init_app(app)  # merge requests, reviews, the prose-aware merge
+    releases.init_app(app)  # releases, branch graph, annotations
+    notifications.init_app(app)  # in-app list and email
+    analytics.init_app(app)  # visits, events, experiments, /admin/analytics
     cli.init_app(app)
     return app

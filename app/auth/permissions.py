@@ -69,6 +69,8 @@ class Action(enum.Enum):
     CREATE_BRANCH = "create_branch"
     PUSH = "push"  # unprotected branches; protection rules narrow it further
     OPEN_MERGE_REQUEST = "open_merge_request"
+    CLOSE_MERGE_REQUEST = "close_merge_request"  # authors may also close their own
+    RESOLVE_THREAD = "resolve_thread"
     MERGE = "merge"
     PROTECT_BRANCH = "protect_branch"
     TAG_RELEASE = "tag_release"
@@ -76,6 +78,7 @@ class Action(enum.Enum):
     EDIT_SETTINGS = "edit_settings"  # title, slug
     CHANGE_VISIBILITY = "change_visibility"
     DELETE_DOCUMENT = "delete_document"
+    DELETE_RELEASE = "delete_release"  # site admins only: tags are immutable
 
     @property
     def least_role(self) -> Role:
@@ -90,6 +93,8 @@ _LEAST_ROLE: dict[Action, Role] = {
     Action.CREATE_BRANCH: Role.EDITOR,
     Action.PUSH: Role.EDITOR,
     Action.OPEN_MERGE_REQUEST: Role.EDITOR,
+    Action.CLOSE_MERGE_REQUEST: Role.EDITOR,
+    Action.RESOLVE_THREAD: Role.REVIEWER,
     Action.MERGE: Role.MAINTAINER,
     Action.PROTECT_BRANCH: Role.MAINTAINER,
     Action.TAG_RELEASE: Role.MAINTAINER,
@@ -97,7 +102,11 @@ _LEAST_ROLE: dict[Action, Role] = {
     Action.EDIT_SETTINGS: Role.MAINTAINER,
     Action.CHANGE_VISIBILITY: Role.OWNER,
     Action.DELETE_DOCUMENT: Role.OWNER,
+    Action.DELETE_RELEASE: Role.OWNER,  # and see _SITE_ADMIN_ONLY
 }
+
+#: Actions no document role grants, however high: only site admins may do them.
+_SITE_ADMIN_ONLY = frozenset({Action.DELETE_RELEASE})
 
 
 class PermissionDenied(Exception):
@@ -117,7 +126,9 @@ class Grant:
     is_admin: bool = False
 
     def allows(self, action: Action) -> bool:
-        return self.is_admin or self.role >= action.least_role
+        if self.is_admin:
+            return True
+        return action not in _SITE_ADMIN_ONLY and self.role >= action.least_role
 
 
 def role_of(actor: User | None, document: Document) -> Role:

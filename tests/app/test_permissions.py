@@ -38,6 +38,8 @@ EXPECTED_PRIVATE = {
     Action.CREATE_BRANCH:      ".     .     .     .     Y     Y     Y     Y",
     Action.PUSH:               ".     .     .     .     Y     Y     Y     Y",
     Action.OPEN_MERGE_REQUEST: ".     .     .     .     Y     Y     Y     Y",
+    Action.CLOSE_MERGE_REQUEST:".     .     .     .     Y     Y     Y     Y",
+    Action.RESOLVE_THREAD:     ".     .     .     Y     Y     Y     Y     Y",
     Action.MERGE:              ".     .     .     .     .     Y     Y     Y",
     Action.PROTECT_BRANCH:     ".     .     .     .     .     Y     Y     Y",
     Action.TAG_RELEASE:        ".     .     .     .     .     Y     Y     Y",
@@ -45,6 +47,7 @@ EXPECTED_PRIVATE = {
     Action.EDIT_SETTINGS:      ".     .     .     .     .     Y     Y     Y",
     Action.CHANGE_VISIBILITY:  ".     .     .     .     .     .     Y     Y",
     Action.DELETE_DOCUMENT:    ".     .     .     .     .     .     Y     Y",
+    Action.DELETE_RELEASE:     ".     .     .     .     .     .     .     Y",
 }  # fmt: skip
 EXPECTED_PUBLIC = {
     Action.READ:               "Y     Y     Y     Y     Y     Y     Y     Y",
@@ -54,6 +57,8 @@ EXPECTED_PUBLIC = {
     Action.CREATE_BRANCH:      ".     .     .     .     Y     Y     Y     Y",
     Action.PUSH:               ".     .     .     .     Y     Y     Y     Y",
     Action.OPEN_MERGE_REQUEST: ".     .     .     .     Y     Y     Y     Y",
+    Action.CLOSE_MERGE_REQUEST:".     .     .     .     Y     Y     Y     Y",
+    Action.RESOLVE_THREAD:     ".     .     .     Y     Y     Y     Y     Y",
     Action.MERGE:              ".     .     .     .     .     Y     Y     Y",
     Action.PROTECT_BRANCH:     ".     .     .     .     .     Y     Y     Y",
     Action.TAG_RELEASE:        ".     .     .     .     .     Y     Y     Y",
@@ -61,11 +66,12 @@ EXPECTED_PUBLIC = {
     Action.EDIT_SETTINGS:      ".     .     .     .     .     Y     Y     Y",
     Action.CHANGE_VISIBILITY:  ".     .     .     .     .     .     Y     Y",
     Action.DELETE_DOCUMENT:    ".     .     .     .     .     .     Y     Y",
+    Action.DELETE_RELEASE:     ".     .     .     .     .     .     .     Y",
 }  # fmt: skip
 ALL_ACTION_NAMES = {
     "READ", "COMMENT", "APPROVE", "EDIT", "CREATE_BRANCH", "PUSH", "OPEN_MERGE_REQUEST",
-    "MERGE", "PROTECT_BRANCH", "TAG_RELEASE", "MANAGE_MEMBERS", "EDIT_SETTINGS",
-    "CHANGE_VISIBILITY", "DELETE_DOCUMENT",
+    "CLOSE_MERGE_REQUEST", "RESOLVE_THREAD", "MERGE", "PROTECT_BRANCH", "TAG_RELEASE",
+    "MANAGE_MEMBERS", "EDIT_SETTINGS", "CHANGE_VISIBILITY", "DELETE_DOCUMENT", "DELETE_RELEASE",
 }  # fmt: skip
 
 
@@ -128,7 +134,7 @@ def test_permission_matrix(app: Flask, cast) -> None:
                         assert exc.hide is (not can_read), (slug, role, action)
                     else:
                         assert allowed, f"{slug}: {role} {action.name} did not raise"
-    assert checked == 2 * 14 * 8
+    assert checked == 2 * len(Action) * 8
     assert not mismatches, "\n".join(mismatches)
 
 
