@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, select
+from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import db
@@ -51,6 +51,14 @@ class BranchProtection(Base):
     pattern: Mapped[str] = mapped_column(String(255))
     #: The least role that may push directly (a Role label: editor, maintainer, owner).
     push_role: Mapped[str] = mapped_column(String(20), default=Role.MAINTAINER.label)
+    #: Merge rules for requests into a matching branch.
+    required_approvals: Mapped[int] = mapped_column(Integer, default=0)
+    block_unresolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    block_behind: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: New commits on the source dismiss earlier approvals.
+    reset_approvals: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The least role that may edit live on the branch (None: same as push_role).
+    live_role: Mapped[str | None] = mapped_column(String(20), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @property
