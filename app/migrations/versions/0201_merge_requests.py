@@ -143,20 +143,16 @@ def upgrade() -> None:
         sa.Column("default_style", sa.String(10), nullable=False),
         sa.Column("next_number", sa.Integer(), nullable=False),
     )
-    with op.batch_alter_table("branch_protections") as batch:
-        batch.add_column(
-            sa.Column("required_approvals", sa.Integer(), nullable=False, server_default="0")
+    # Plain ADD COLUMN (constant defaults): SQLite needs no table rebuild for these.
+    add = op.add_column
+    add("branch_protections", sa.Column("required_approvals", sa.Integer(), nullable=False,
+                                        server_default="0"))  # fmt: skip
+    for flag in ("block_unresolved", "block_behind", "reset_approvals"):
+        add(
+            "branch_protections",
+            sa.Column(flag, sa.Boolean(), nullable=False, server_default=sa.false()),
         )
-        batch.add_column(
-            sa.Column("block_unresolved", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(
-            sa.Column("block_behind", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(
-            sa.Column("reset_approvals", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch.add_column(sa.Column("live_role", sa.String(20), nullable=True))
+    add("branch_protections", sa.Column("live_role", sa.String(20), nullable=True))
 
 
 def downgrade() -> None:
