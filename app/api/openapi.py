@@ -499,6 +499,16 @@ PATHS: JSON = {
 }
 
 
+def extend(paths: JSON, schemas: JSON | None = None) -> None:
+    """Add another capability's operations (merge requests, releases, search ...).
+
+    Each package describes its own routes next to them and calls this at import;
+    ``tests/app/test_api.py`` checks that every route under /api/v1 is described.
+    """
+    PATHS.update(paths)
+    SCHEMAS.update(schemas or {})
+
+
 def build_spec(server_url: str) -> JSON:
     """The whole document; ``server_url`` is where this instance serves the API."""
     return {
