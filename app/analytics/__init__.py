@@ -1,4 +1,8 @@
-"""First-party product analytics: visits, events, experiments and the admin dashboard."""
+"""First-party product analytics: visits, events, experiments and the admin dashboard.
+
+``tracking`` records (server-side events, the page-view script, privacy rules);
+``dashboard`` reads (metrics, funnels, cohorts, experiments, forecasts, /admin/analytics).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,14 @@ def track(name: str, properties: dict[str, Any] | None = None, *, user: Any = No
 
     Never raises and never blocks the request: events are queued and written in batches.
     """
+    from app.analytics import tracking
+
+    tracking.track(name, properties, user=user)
 
 
 def init_app(app: Flask) -> None:
     """Register tracking hooks, pages and API routes."""
+    from app.analytics import dashboard, tracking
+
+    tracking.init_app(app)
+    dashboard.init_app(app)

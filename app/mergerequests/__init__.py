@@ -1,4 +1,9 @@
-"""Merge requests: propose a branch into another, review its word-level diff, merge."""
+"""Merge requests: propose a branch into another, review its word-level diff, merge.
+
+``views`` and ``api`` hold the requests themselves (pages, JSON, the merge);
+``review_views`` and ``reviews`` hold the conversation (threads, verdicts, review
+requests). Both halves share :mod:`app.mergerequests.models`.
+"""
 
 from __future__ import annotations
 
@@ -9,3 +14,12 @@ from app.mergerequests import models as _models  # noqa: F401  (register the tab
 
 def init_app(app: Flask) -> None:
     """Register pages, API routes and signal receivers."""
+    from app.extensions import csrf
+    from app.mergerequests import api, review_views, views
+
+    app.register_blueprint(views.bp)
+    app.register_blueprint(review_views.bp)
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # bearer tokens only, like /api/v1
+    views.init_app(app)
+    review_views.init_app(app)
