@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import Flask
 
+from app.analytics import models  # noqa: F401 - registers the tables with the metadata
+
 
 def track(name: str, properties: dict[str, Any] | None = None, *, user: Any = None) -> None:
     """Record a server-side event (``document_created``, ``mr_merged`` ...).
