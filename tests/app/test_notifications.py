@@ -1,0 +1,249 @@
+"""Notifications: in-app rows, email through a real SMTP server, settings, pages."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import logging
+import re
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from app import db
+from app.accounts.services import get_user_by_username
+from app.documents.services import create_document, set_member
+from app.notifications.models import Notification
+from app.notifications.services import KINDS, mark_read, notify, unread_count
+from tests.ops.test_ready import free_port
+
+
+class Inbox:
+    """Every message the SMTP server accepted, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    def to(self, address: str) -> list[email.message.EmailMessage]:
+        return [m for rcpts, m in self.messages if address in rcpts]
+
+
+@pytest.fixture
+def smtp(app):
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
+    app.config["MAIL_FROM"] = "quire@quire.test"
+    app.config["BASE_URL"] = "https://quire.test"
+    yield inbox
+    controller.stop()
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def settle() -> None:
+    """Give a background sender that should not exist the chance to show itself."""
+    time.sleep(0.5)
+
+
+def _user(username: str):  # noqa: ANN202
+    return get_user_by_username(username)
+
+
+@pytest.fixture
+def team(app, accounts):
+    """An owner ("ann"), a reviewer ("bob"), an editor ("cat"), and a private document."""
+    for name in ("ann", "bob", "cat", "dan"):
+        accounts.create(name)
+    with app.app_context():
+        doc = create_document(_user("ann"), "Field guide")
+        set_member(_user("ann"), doc, "bob", "reviewer")
+        set_member(_user("ann"), doc, "cat", "editor")
+        return doc.slug
+
+
+def _doc(slug: str):  # noqa: ANN202
+    from app.documents.services import get_document
+
+    return get_document(slug)
+
+
+def test_one_email_per_kind_to_the_right_person_with_the_link(app, smtp, team):
+    with app.test_request_context():
+        doc = _doc(team)
+        for kind in KINDS:
+            notify(
+                [_user("bob")],
+                kind,
+                actor=_user("ann"),
+                subject=f"{kind} on Field guide !1",
+                body=f"Something about {kind}.",
+                url=f"/d/{team}/merge-requests/1#{kind}",
+                document=doc,
+            )
+            db.session().commit()
+    wait_for(lambda: len(smtp.messages) == len(KINDS))
+    got = {m["Subject"]: (rcpts, m) for rcpts, m in smtp.messages}
+    for kind in KINDS:
+        rcpts, message = got[f"{kind} on Field guide !1"]
+        assert rcpts == ["bob@example.com"]
+        assert message["To"] == "bob@example.com"
+        assert message["From"] == "quire@quire.test"
+        text = message.get_content()
+        assert f"Something about {kind}." in text
+        assert f"https://quire.test/d/{team}/merge-requests/1#{kind}" in text
+        assert "https://quire.test/settings/notifications" in text
+    with app.app_context():
+        assert unread_count(_user("bob")) == len(KINDS)
+
+
+def test_never_the_actor_never_twice_and_only_readers(app, smtp, team):
+    with app.app_context():
+        doc = _doc(team)
+        ann, bob, cat, dan = (_user(n) for n in ("ann", "bob", "cat", "dan"))
+        notify(
+            [ann, bob, bob, cat, dan],
+            "mentioned",
+            actor=ann,
+            subject="ann mentioned you",
+            body="@bob @cat @dan look",
+            url=f"/d/{team}",
+            document=doc,
+        )
+        db.session().commit()
+    wait_for(lambda: len(smtp.messages) == 2)
+    settle()
+    assert sorted(r for rcpts, _ in smtp.messages for r in rcpts) == [
+        "bob@example.com",
+        "cat@example.com",
+    ]
+    with app.app_context():
+        counts = {n: unread_count(_user(n)) for n in ("ann", "bob", "cat", "dan")}
+    # dan is no member of the private document; ann is the actor.
+    assert counts == {"ann": 0, "bob": 1, "cat": 1, "dan": 0}
+
+
+def test_a_user_who_lost_read_access_gets_nothing(app, smtp, team):
+    from app.documents.services import remove_member
+
+    with app.app_context():
+        doc = _doc(team)
+        remove_member(_user("ann"), doc, _user("cat").id)
+        notify(
+            [_user("bob"), _user("cat")],
+            "merged",
+            actor=_user("ann"),
+            subject="Merged !2",
+            body="Merged.",
+            url=f"/d/{team}/merge-requests/2",
+            document=doc,
+        )
+        db.session().commit()
+    wait_for(lambda: len(smtp.messages) == 1)
+    settle()
+    assert smtp.messages[0][0] == ["bob@example.com"]
+    assert smtp.to("cat@example.com") == []
+    with app.app_context():
+        assert unread_count(_user("cat")) == 0
+
+
+def test_email_waits_for_the_commit_and_a_rollback_sends_nothing(app, smtp, team):
+    with app.app_context():
+        doc = _doc(team)
+        notify(
+            [_user("bob")],
+            "approved",
+            actor=_user("cat"),
+            subject="Rolled back",
+            body="x",
+            url="/x",
+            document=doc,
+        )
+        settle()
+        assert smtp.messages == []  # not before the commit
+        db.session().rollback()
+        assert unread_count(_user("bob")) == 0
+        notify(
+            [_user("bob")],
+            "approved",
+            actor=_user("cat"),
+            subject="Committed",
+            body="x",
+            url="/x",
+            document=doc,
+        )
+        settle()
+        assert smtp.messages == []
+        db.session().commit()
+    wait_for(lambda: len(smtp.messages) == 1)
+    settle()
+    assert [m["Subject"] for _, m in smtp.messages] == ["Committed"]
+
+
+def test_called_outside_a_transaction_it_commits_its_own_rows(app, smtp, team):
+    with app.app_context():
+        doc = _doc(team)
+        bob, cat = _user("bob"), _user("cat")
+        db.session().commit()  # the caller already committed its own work
+        notify([bob], "merged", actor=cat, subject="After", body="b", url="/y", document=doc)
+    wait_for(lambda: len(smtp.messages) == 1)
+    with app.app_context():
+        assert unread_count(_user("bob")) == 1
+
+
+def test_smtp_down_does_not_fail_the_caller_and_is_logged(app, team, caplog):
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
+    with caplog.at_level(logging.ERROR, logger="app.notifications.mail"):
+        with app.app_context():
+            doc = _doc(team)
+            notify(
+                [_user("bob")],
+                "review_requested",
+                actor=_user("ann"),
+                subject="Review please",
+                body="b",
+                url="/z",
+                document=doc,
+            )
+            db.session().commit()  # returns: sending happens elsewhere, and fails there
+            assert unread_count(_user("bob")) == 1
+        wait_for(lambda: any("failed" in r.getMessage() for r in caplog.records))
+    record = next(r for r in caplog.records if "failed" in r.getMessage())
+    assert record.exc_info and isinstance(record.exc_info[1], OSError)
+
+
+def test_bad_input_is_logged_not_raised(app, team, caplog):
+    with caplog.at_level(logging.ERROR, logger="app.notifications.services"), app.app_context():
+        notify([_user("bob")], "no_such_kind", actor=None, subject="s", body="b", url="/")
+        db.session().commit()
+        assert unread_count(_user("bob")) == 0
+    assert any("no_such_kind" in r.getMessage() for r in caplog.records)
+
+
+def test_mark_read_only_touches_the_users_own_rows(app, team):
+    with app.app_context():
+        bob, cat = _user("bob"), _user("cat")
+        for i in range(3):
+            notify([bob, cat], "mentioned", actor=None, subject=f"m{i}", body="", url="/")
+        db.session().commit()
+        ids = [n.id for n in db.session().query(Notification).filter_by(user_id=bob.id)]
+        cat_ids = [n.id for n in db.session().query(Notification).filter_by(user_id=cat.id)]
+        mark_read(bob, [ids[0], cat_ids[0]])
+        assert unread_count(bob) == 2 and unread_count(cat) == 3
+        mark_read(bob)
+        assert unread_count(bob) == 0 and unread_count(cat) == 3
+
+
+BADGE_RE = re.compile(r'data-unread="(\d+)"')
