@@ -25,4 +25,7 @@ def _unread_badge() -> dict[str, object]:
 
 def init_app(app: Flask) -> None:
     """Register the pages and the unread count for the nav."""
+    from app.notifications.views import bp
+
+    app.register_blueprint(bp)
     app.context_processor(_unread_badge)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from app.accounts.models import User
 from app.db import Base, UTCDateTime, utcnow
 
 
@@ -37,6 +38,9 @@ class Notification(Base):
     url: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    #: Who caused it, loaded with the row (the list shows the name).
+    actor: Mapped[User | None] = relationship(foreign_keys=[actor_id], lazy="joined")
 
     @property
     def is_unread(self) -> bool:

@@ -247,3 +247,126 @@ def test_mark_read_only_touches_the_users_own_rows(app, team):
 
 
 BADGE_RE = re.compile(r'data-unread="(\d+)"')
+
+
+def _badge(client) -> int | None:  # noqa: ANN001
+    match = BADGE_RE.search(client.get("/documents").get_data(as_text=True))
+    return int(match.group(1)) if match else None
+
+
+def test_a_kind_turned_off_sends_no_email_but_keeps_the_in_app_item(
+    app, smtp, team, client, accounts
+):
+    user = _user
+    accounts.login(client, "bob")
+    page = client.get("/settings/notifications").get_data(as_text=True)
+    assert page.count('type="checkbox"') == len(KINDS) and page.count(" checked") == len(KINDS)
+    kept = [k for k in KINDS if k != "approved"]
+    response = client.submit("/settings/notifications", {"email": kept})
+    assert response.status_code == 302
+    page = client.get("/settings/notifications").get_data(as_text=True)
+    assert 'value="approved">' in page and page.count(" checked") == len(KINDS) - 1
+    with app.app_context():
+        doc = _doc(team)
+        for kind in ("approved", "merged"):
+            notify(
+                [user("bob")],
+                kind,
+                actor=user("ann"),
+                subject=f"{kind} !3",
+                body="b",
+                url=f"/d/{team}",
+                document=doc,
+            )
+        db.session().commit()
+    wait_for(lambda: len(smtp.messages) == 1)
+    settle()
+    assert [m["Subject"] for _, m in smtp.messages] == ["merged !3"]
+    listing = client.get("/notifications").get_data(as_text=True)
+    assert "approved !3" in listing and "merged !3" in listing
+    assert _badge(client) == 2
+
+
+def test_settings_reject_an_unknown_kind(app, team, client, accounts):
+    accounts.login(client, "bob")
+    response = client.submit("/settings/notifications", {"email": ["merged", "bogus"]})
+    assert response.status_code == 400
+    assert "bogus" in response.get_data(as_text=True)
+
+
+def test_unread_count_and_mark_read_through_the_pages(app, team, client, accounts):
+    accounts.login(client, "bob")
+    assert _badge(client) == 0
+    html = client.get("/documents").get_data(as_text=True)
+    assert "notification-badge" not in html  # no badge at zero
+    with app.app_context():
+        doc = _doc(team)
+        for i in range(3):
+            notify(
+                [_user("bob")],
+                "mentioned",
+                actor=_user("ann"),
+                subject=f"Mention {i}",
+                body=f"@bob see paragraph {i}",
+                url=f"/d/{team}#p{i}",
+                document=doc,
+            )
+        db.session().commit()
+    html = client.get("/documents").get_data(as_text=True)
+    assert _badge(client) == 3
+    assert "(3 unread)" in html  # the badge's accessible label
+    listing = client.get("/notifications").get_data(as_text=True)
+    subjects = re.findall(r"Mention (\d)", listing)
+    assert subjects == ["2", "1", "0"]  # newest first
+    assert listing.count("notification-unread") == 3
+    ids = [int(i) for i in re.findall(r'data-notification="(\d+)"', listing)]
+
+    # Opening one goes to its link and marks it read.
+    response = client.get(f"/notifications/{ids[0]}")
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/d/{team}#p2"
+    assert _badge(client) == 2
+    listing = client.get("/notifications").get_data(as_text=True)
+    assert listing.count("notification-unread") == 2
+
+    # Someone else's notification is not found.
+    accounts.create("eve")
+    other = app.test_client_class(app)
+    accounts.login(other, "eve")
+    assert other.get(f"/notifications/{ids[1]}").status_code == 404
+    assert _badge(client) == 2
+
+    # Mark all read.
+    response = client.submit("/notifications/read", page="/notifications")
+    assert response.status_code == 302
+    assert _badge(client) == 0
+    assert "notification-unread" not in client.get("/notifications").get_data(as_text=True)
+
+
+def test_pages_need_a_signed_in_user(client):
+    for url in ("/notifications", "/settings/notifications"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert "data-unread" not in client.get("/documents").get_data(as_text=True)
+    assert client.get("/notifications?before=abc").status_code == 302  # login first, always
+
+
+def test_bad_paging_is_a_400(app, team, client, accounts):
+    accounts.login(client, "bob")
+    assert client.get("/notifications?before=abc").status_code == 400
+    assert "No older notifications" in client.get("/notifications?before=1").get_data(as_text=True)
+
+
+def test_a_stored_link_elsewhere_is_not_followed(app, team, client, accounts):
+    accounts.login(client, "bob")
+    with app.app_context():
+        notify(
+            [_user("bob")], "mentioned", actor=None, subject="s", body="", url="https://evil.test/"
+        )
+        notify([_user("bob")], "mentioned", actor=None, subject="s", body="", url="//evil.test/")
+        db.session().commit()
+    ids = re.findall(
+        r'data-notification="(\d+)"', client.get("/notifications").get_data(as_text=True)
+    )
+    for i in ids:
+        assert client.get(f"/notifications/{i}").headers["Location"] == "/notifications"
