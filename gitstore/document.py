@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pygit2
@@ -22,15 +22,26 @@ from .commits import author_of, build_message, commit_info, signature, when
 from .errors import (
     BranchExists,
     CannotDeleteDefaultBranch,
+    CannotRenameDefaultBranch,
     GitStoreError,
     InvalidRefName,
     MergeConflict,
+    NotFastForward,
     NothingToCommit,
     PathNotFound,
     RefConflict,
     RefNotFound,
     TagExists,
     translate,
+)
+from .merging import (
+    MergePreview,
+    MergeStyle,
+    Resolution,
+    TreeConflict,
+    TreeMerge,
+    merge_trees,
+    resolve_tree,
 )
 from .paths import normalize_path
 from .types import (
@@ -642,3 +653,178 @@ class Document:
                 name, oid, ObjectType.COMMIT, signature(tagger), build_message(message)
             )
         return oid
+
+    # ------------------------------------------------------------------ merging
+
+    def merge_base(self, a: str, b: str) -> str | None:
+        """The best common ancestor of two revisions, or None for unrelated histories."""
+        with translate():
+            base = self.repo.merge_base(self.resolve(a), self.resolve(b))
+        return None if base is None else str(base)
+
+    def ahead_behind(self, branch: str, base: str) -> tuple[int, int]:
+        """Commits on ``branch`` that ``base`` lacks, and commits on ``base`` that ``branch`` lacks."""
+        with translate():
+            ahead, behind = self.repo.ahead_behind(self.resolve(branch), self.resolve(base))
+        return ahead, behind
+
+    def commits_between(self, base: str, head: str, limit: int = 250) -> list[CommitInfo]:
+        """``head``'s commits that ``base`` does not contain, newest first (at most ``limit``)."""
+        limit = max(1, min(MAX_PAGE, int(limit)))
+        base_oid, head_oid = self.resolve(base), self.resolve(head)
+        with translate():
+            walker = self.repo.walk(head_oid, SortMode.TOPOLOGICAL | SortMode.TIME)
+            walker.hide(base_oid)
+            out = []
+            for commit in walker:
+                out.append(commit_info(commit))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def rename_branch(self, old: str, new: str) -> None:
+        """Rename a branch in one ref transaction: both refs are locked, then checked.
+
+        The default branch is refused (HEAD would dangle); so is a ``new`` that exists.
+        """
+        old_ref, new_ref = _branch_ref(old), _branch_ref(new)
+        if old_ref == f"refs/heads/{self.default_branch}":
+            raise CannotRenameDefaultBranch(f"{old!r} is the default branch")
+        if old_ref == new_ref:
+            raise BranchExists(f"branch {new!r} already exists")
+        with translate(ref=old_ref), self.repo.transaction() as txn:
+            txn.lock_ref(old_ref)
+            txn.lock_ref(new_ref)
+            current = self._target(old_ref)
+            if current is None:
+                raise RefNotFound(f"no such branch: {old!r}")
+            if self._target(new_ref) is not None:
+                raise BranchExists(f"branch {new!r} already exists")
+            txn.set_target(new_ref, current, message=f"branch: renamed {old_ref} to {new_ref}")
+            txn.remove(old_ref)
+
+    def _merge_state(self, target: str, source: str) -> tuple[str, str, str | None, bool, bool]:
+        """Resolved oids, merge base, and whether the merge is a no-op or a fast-forward."""
+        target_oid, source_oid = self.resolve(target), self.resolve(source)
+        base = self.merge_base(target_oid, source_oid)
+        up_to_date = base == source_oid
+        fast_forward = not up_to_date and base == target_oid
+        return target_oid, source_oid, base, up_to_date, fast_forward
+
+    def _tree_merge(self, base: str | None, ours: str, theirs: str) -> TreeMerge:
+        """Merge two commits' trees from ``base`` (None: the empty tree)."""
+        base_tree = self.repo[base].tree if base else self._empty_tree()  # type: ignore[union-attr]
+        with translate():
+            return merge_trees(self.repo, base_tree, self.repo[ours].tree, self.repo[theirs].tree)  # type: ignore[union-attr]
+
+    def preview_merge(self, target: str, source: str) -> MergePreview:
+        """What merging ``source`` into ``target`` would give; moves no ref.
+
+        Unrelated histories merge from an empty tree, so every shared path is an add/add.
+        """
+        target_oid, source_oid, base, up_to_date, fast_forward = self._merge_state(target, source)
+        if up_to_date or fast_forward:
+            files, conflicts = (), ()
+        else:
+            merged = self._tree_merge(base, target_oid, source_oid)
+            files, conflicts = merged.files, tuple(merged.conflicts)
+        return MergePreview(
+            target=target_oid,
+            source=source_oid,
+            base=base,
+            up_to_date=up_to_date,
+            fast_forward=fast_forward,
+            files=files,
+            conflicts=conflicts,
+        )
+
+    def _conflict_files(self, conflicts: Sequence[TreeConflict]) -> list[ConflictFile]:
+        def data(entry: pygit2.IndexEntry | None) -> bytes | None:
+            return None if entry is None else self.repo[entry.id].data  # type: ignore[union-attr]
+
+        return [ConflictFile(c.path, data(c.base), data(c.ours), data(c.theirs)) for c in conflicts]
+
+    def merge(
+        self,
+        target_branch: str,
+        source: str,
+        *,
+        style: MergeStyle,
+        expected_target: str,
+        author: Author,
+        message: str,
+        resolutions: Mapping[str, Resolution] | None = None,
+        co_authors: Sequence[Author] = (),
+    ) -> str:
+        """Merge ``source`` (branch or oid) into ``target_branch``; returns the new head.
+
+        "merge" always makes a two-parent commit (like ``--no-ff``), "squash" one commit
+        on the target head, "ff" moves the target to the source (NotFastForward if it
+        cannot). ``resolutions`` maps each conflicted path to its final text (bytes for a
+        binary file, None to delete it). The target moves only if it is still at
+        ``expected_target``.
+        """
+        if style not in ("merge", "squash", "ff"):
+            raise ValueError(f"unknown merge style: {style!r}")
+        refname = _branch_ref(target_branch)
+        expected = str(self._parent_commit(expected_target).id)
+        self._check_head(refname, expected)
+        target_oid, source_oid, base, up_to_date, fast_forward = self._merge_state(expected, source)
+        resolutions = dict(resolutions or {})
+        if up_to_date:
+            raise NothingToCommit(f"{target_branch!r} already contains {source_oid[:7]}")
+        if style == "ff":
+            if not fast_forward:
+                raise NotFastForward(f"{target_branch!r} has commits that {source!r} lacks")
+            if resolutions:
+                raise ValueError("a fast-forward has no conflicts to resolve")
+            self._move_ref(refname, source_oid, expected, f"merge {source}: fast-forward")
+            return source_oid
+        merged = self._tree_merge(base, target_oid, source_oid)
+        with translate():
+            tree, unresolved = resolve_tree(self.repo, merged, resolutions)
+        if unresolved:
+            raise MergeConflict(self._conflict_files(unresolved))
+        if style == "squash" and tree == self.repo[target_oid].tree_id:  # type: ignore[union-attr]
+            raise NothingToCommit("the squashed changes are already on the target")
+        parents = [target_oid, source_oid] if style == "merge" else [target_oid]
+        return self._commit_tree(
+            refname,
+            tree,
+            parents,
+            expected,
+            author=author,
+            committer=None,
+            message=build_message(message, co_authors),
+        )
+
+    def revert_range(
+        self, branch: str, before: str, after: str, *, parent: str, author: Author, message: str
+    ) -> str:
+        """Commit on ``branch`` the inverse of the change ``before`` → ``after``.
+
+        Three-way against the current head (base = ``after``, ours = head, theirs =
+        ``before``), so later edits elsewhere survive; overlapping ones are a
+        MergeConflict. Any merge style can be undone this way: pass the target head
+        before the merge and the head it produced.
+        """
+        refname = _branch_ref(branch)
+        expected = str(self._parent_commit(parent).id)
+        self._check_head(refname, expected)
+        before_oid, after_oid = self.resolve(before), self.resolve(after)
+        merged = self._tree_merge(after_oid, expected, before_oid)
+        if merged.conflicts:
+            raise MergeConflict(self._conflict_files(list(merged.conflicts.values())))
+        with translate():
+            tree = merged.index.write_tree(self.repo)
+        if tree == self.repo[expected].tree_id:  # type: ignore[union-attr]
+            raise NothingToCommit("nothing to revert")
+        return self._commit_tree(
+            refname,
+            tree,
+            [expected],
+            expected,
+            author=author,
+            committer=None,
+            message=build_message(message),
+        )

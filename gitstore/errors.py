@@ -65,6 +65,10 @@ class CannotDeleteDefaultBranch(GitStoreError):
     """The default branch (HEAD) is protected from deletion."""
 
 
+class CannotRenameDefaultBranch(CannotDeleteDefaultBranch):
+    """Renaming the default branch would leave HEAD pointing at nothing."""
+
+
 class NothingToCommit(GitStoreError):
     """The change set leaves the tree unchanged, so no commit was made."""
 
@@ -88,6 +92,10 @@ class MergeConflict(GitStoreError):
         self.conflicts = conflicts
         self.paths = [c.path for c in conflicts]
         super().__init__("merge conflict in " + ", ".join(self.paths))
+
+
+class NotFastForward(GitStoreError):
+    """A fast-forward merge was asked for, but the target has commits the source lacks."""
 
 
 def _is_cas_failure(exc: pygit2.GitError) -> bool:
