@@ -25,7 +25,11 @@ def _unread_badge() -> dict[str, object]:
 
 def init_app(app: Flask) -> None:
     """Register the pages and the unread count for the nav."""
+    from app.db import get_db
+    from app.notifications.transactions import track_writes
     from app.notifications.views import bp
 
     app.register_blueprint(bp)
+    with app.app_context():
+        track_writes(get_db().sessions.session_factory)
     app.context_processor(_unread_badge)

@@ -3,8 +3,9 @@
 Callers (merge requests, reviews, annotations) call :func:`notify` inside the
 transaction that records what happened, before they commit: the in-app rows
 commit with it and the email leaves only after that commit (see
-:mod:`app.notifications.mail`). Called outside a transaction, :func:`notify`
-commits its own rows.
+:mod:`app.notifications.mail`). Called after the caller's commit (when nothing
+has been written since), :func:`notify` commits its own rows
+(:mod:`app.notifications.transactions`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.auth.permissions import Action, can
 from app.db import utcnow
 from app.notifications import mail
 from app.notifications.models import Notification, NotificationSetting
+from app.notifications.transactions import has_pending_writes
 
 if TYPE_CHECKING:
     from app.accounts.models import User
@@ -81,7 +83,7 @@ def _notify(
     if kind not in KINDS:
         raise ValueError(f"unknown notification kind {kind!r}")
     session = db.session()
-    owns_transaction = not session.in_transaction()
+    joins_caller = has_pending_writes(session)
     people = _audience(recipients, actor, document)
     if not people:
         return
@@ -104,7 +106,7 @@ def _notify(
         if wanted[person.id] and person.email:
             messages.append(mail.Message(person.email, subject, email_body(body, link)))
     mail.queue(session, messages)
-    if owns_transaction:
+    if not joins_caller:
         session.commit()
 
 

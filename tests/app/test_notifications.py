@@ -159,13 +159,15 @@ def test_a_user_who_lost_read_access_gets_nothing(app, smtp, team):
         assert unread_count(_user("cat")) == 0
 
 
-def test_email_waits_for_the_commit_and_a_rollback_sends_nothing(app, smtp, team):
+def test_email_waits_for_the_callers_commit_and_a_rollback_sends_nothing(app, smtp, team):
     with app.app_context():
         doc = _doc(team)
+        cat = _user("cat")
+        cat.display_name = "Cat (reviewing)"  # the caller's own write, not yet committed
         notify(
             [_user("bob")],
             "approved",
-            actor=_user("cat"),
+            actor=cat,
             subject="Rolled back",
             body="x",
             url="/x",
@@ -175,10 +177,14 @@ def test_email_waits_for_the_commit_and_a_rollback_sends_nothing(app, smtp, team
         assert smtp.messages == []  # not before the commit
         db.session().rollback()
         assert unread_count(_user("bob")) == 0
+        assert _user("cat").display_name == ""
+
+        cat = _user("cat")
+        cat.display_name = "Cat (reviewing)"
         notify(
             [_user("bob")],
             "approved",
-            actor=_user("cat"),
+            actor=cat,
             subject="Committed",
             body="x",
             url="/x",
@@ -190,14 +196,21 @@ def test_email_waits_for_the_commit_and_a_rollback_sends_nothing(app, smtp, team
     wait_for(lambda: len(smtp.messages) == 1)
     settle()
     assert [m["Subject"] for _, m in smtp.messages] == ["Committed"]
+    with app.app_context():
+        assert unread_count(_user("bob")) == 1
 
 
-def test_called_outside_a_transaction_it_commits_its_own_rows(app, smtp, team):
+def test_called_after_the_callers_commit_it_commits_its_own_rows(app, smtp, team):
+    """As after a merge: the caller committed, then only read, and will not commit again."""
     with app.app_context():
         doc = _doc(team)
-        bob, cat = _user("bob"), _user("cat")
-        db.session().commit()  # the caller already committed its own work
+        cat = _user("cat")
+        cat.display_name = "Cat"
+        db.session().commit()
+        bob = _user("bob")  # a read after the commit opens a new, read-only transaction
+        assert db.session().in_transaction()
         notify([bob], "merged", actor=cat, subject="After", body="b", url="/y", document=doc)
+        db.session().rollback()  # e.g. the request ends: the rows must already be stored
     wait_for(lambda: len(smtp.messages) == 1)
     with app.app_context():
         assert unread_count(_user("bob")) == 1
