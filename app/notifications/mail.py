@@ -25,6 +25,7 @@ from app.ops.notify import send_mail
 log = logging.getLogger(__name__)
 
 _OUTBOX = "quire.notifications.outbox"
+_APP = "quire.notifications.app"
 _HOOKED = "quire.notifications.hooked"
 
 
@@ -40,6 +41,8 @@ def queue(session: Session, messages: list[Message]) -> None:
     if not messages:
         return
     session.info.setdefault(_OUTBOX, []).extend(messages)
+    # The commit may happen where no application context is pushed any more.
+    session.info[_APP] = current_app._get_current_object()  # type: ignore[attr-defined]
     if not session.info.get(_HOOKED):
         session.info[_HOOKED] = True
         event.listen(session, "after_commit", _after_commit)
@@ -53,8 +56,9 @@ def pending(session: Session) -> int:
 
 def _after_commit(session: Session) -> None:
     messages = session.info.pop(_OUTBOX, [])
-    if messages:
-        dispatch(current_app._get_current_object(), messages)  # type: ignore[attr-defined]
+    app = session.info.pop(_APP, None)
+    if messages and app is not None:
+        dispatch(app, messages)
 
 
 def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
