@@ -235,6 +235,17 @@ class Conversation:
     changes_requested: bool
     unresolved: int
 
+    @property
+    def by_id(self) -> dict[int, ReviewThread]:
+        return {t.id: t for t in self.general + self.current + self.outdated}
+
+    def latest_verdicts(self) -> list[Review]:
+        """Each reviewer's latest verdict, dismissed ones included (shown struck out)."""
+        latest: dict[int, Review] = {}
+        for review in self.reviews:
+            latest[review.reviewer_id] = review
+        return list(latest.values())
+
 
 def conversation(mr: MergeRequest) -> Conversation:
     threads = list(
@@ -564,11 +575,7 @@ def _notify_mentions(
     actor: User, mr: MergeRequest, usernames: Iterable[str], body: str, thread: ReviewThread | None
 ) -> None:
     """Tell mentioned users who may read the document (never the writer, never strangers)."""
-    users = [
-        u
-        for u in mentions.resolve(usernames)
-        if u.id != actor.id and grant_for(u, mr.document).allows(Action.READ)
-    ]
+    users = mentioned_readers(actor, mr, usernames)
     if users:
         _notify(
             users,
@@ -579,6 +586,18 @@ def _notify_mentions(
             subject=f"{actor.name} mentioned you on !{mr.number}: {mr.title}",
             thread=thread,
         )
+
+
+def mentioned_readers(actor: User, mr: MergeRequest, usernames: Iterable[str]) -> list[User]:
+    """The mentioned users who exist, are active and may read the document, minus the writer.
+
+    A mention of someone without access must not tell them the document exists.
+    """
+    return [
+        u
+        for u in mentions.resolve(usernames)
+        if u.id != actor.id and grant_for(u, mr.document).allows(Action.READ)
+    ]
 
 
 def mr_url(mr: MergeRequest, thread: ReviewThread | None = None) -> str:
