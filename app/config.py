@@ -69,6 +69,11 @@ class Settings:
     allowed_hosts: list[str] = field(default_factory=list)
     trusted_proxy_hops: int = 0
     hsts_max_age: int = 2 * 365 * 24 * 3600
+    # Product analytics (app/analytics): first-party, masked, opt-out respected.
+    analytics_enabled: bool = True
+    analytics_cookieless: bool = False
+    analytics_retention_days: int = 395
+    analytics_mask_ip: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -95,6 +100,10 @@ class Settings:
             allowed_hosts=_list(env.get("ALLOWED_HOSTS", "")),
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             hsts_max_age=_int(env, "HSTS_MAX_AGE", 2 * 365 * 24 * 3600),
+            analytics_enabled=_bool(env, "ANALYTICS_ENABLED", True),
+            analytics_cookieless=_bool(env, "ANALYTICS_COOKIELESS", False),
+            analytics_retention_days=_int(env, "ANALYTICS_RETENTION_DAYS", 395),
+            analytics_mask_ip=_bool(env, "ANALYTICS_MASK_IP", True),
         )
         return settings
 
@@ -197,6 +206,10 @@ class Settings:
             "ALLOWED_HOSTS": self.allowed_hosts,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops,
             "HSTS_MAX_AGE": self.hsts_max_age,
+            "ANALYTICS_ENABLED": self.analytics_enabled,
+            "ANALYTICS_COOKIELESS": self.analytics_cookieless,
+            "ANALYTICS_RETENTION_DAYS": self.analytics_retention_days,
+            "ANALYTICS_MASK_IP": self.analytics_mask_ip,
         }
 
 

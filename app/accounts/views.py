@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from app import db
 from app.accounts import services
 from app.accounts.models import User
+from app.analytics import track
 from app.auth.current import sign_in, sign_out
 from app.extensions import limiter
 
@@ -58,6 +59,7 @@ def signup():
             "accounts/signup.html", form=form, error=str(exc), first_account=first
         ), 422
     sign_in(user)
+    track("signed_up", user=user)
     flash(
         f"Welcome to Quire, {user.username}."
         + (" You are the site admin." if user.is_admin else ""),
@@ -84,6 +86,7 @@ def login():
             401,
         )
     sign_in(user)
+    track("logged_in", user=user)
     return redirect(_safe_next(next_url))
 
 
@@ -111,6 +114,7 @@ def tokens():
             _, new_secret = services.create_token(
                 actor, request.form.get("name", ""), expires_at=expires_at
             )
+            track("token_created", user=actor)
         except ValueError as exc:
             error = (
                 str(exc)

@@ -25,7 +25,12 @@ def track(name: str, properties: dict[str, Any] | None = None, *, user: Any = No
 
 def init_app(app: Flask) -> None:
     """Register tracking hooks, pages and API routes."""
-    from app.analytics import dashboard, tracking
+    from app.analytics import dashboard, tracking, views
+    from app.analytics.cli import analytics_cli
+    from app.extensions import csrf
 
     tracking.init_app(app)
+    app.register_blueprint(views.bp)
+    csrf.exempt(views.beacon)  # sendBeacon cannot send a token: same-origin checked instead
     dashboard.init_app(app)
+    app.cli.add_command(analytics_cli)

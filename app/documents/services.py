@@ -20,6 +20,7 @@ from app import db
 from app.accounts.models import User
 from app.accounts.services import get_user_by_username
 from app.activity.services import record_ref_updates
+from app.analytics import track
 from app.auth.permissions import (
     GRANTABLE_ROLES,
     Action,
@@ -125,6 +126,7 @@ def create_document(actor: User, title: str, *, visibility: str = "private") -> 
         message="Create document",
     )
     session.commit()
+    track("document_created", {"document_id": document.id}, user=actor)
     return document
 
 

@@ -29,6 +29,7 @@ from werkzeug.datastructures import FileStorage
 
 import gitstore
 from app.accounts.views import login_required
+from app.analytics import track
 from app.auth.permissions import Action, grant_for, require
 from app.documents import services
 from app.documents.models import Document
@@ -184,6 +185,7 @@ def show(document: Document):
     path = services.DEFAULT_FILE if any(f.path == services.DEFAULT_FILE for f in files) else None
     if path is None and files:
         path = next((f.path for f in files if f.path.endswith(".md")), files[0].path)
+    track("document_opened", {"document_id": document.id})
     return _render_file(document, repo, ref, commit, path, files)
 
 

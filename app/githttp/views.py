@@ -20,6 +20,7 @@ from flask import Blueprint, Response, current_app, g, redirect, request, url_fo
 import gitstore
 from app.accounts.models import User
 from app.accounts.services import TOKEN_PREFIX, user_for_token
+from app.analytics import track
 from app.auth.permissions import Action, grant_for
 from app.documents.models import Document
 from app.documents.services import SLUG_RE, resolve_slug
@@ -215,6 +216,8 @@ def upload_pack(slug: str) -> Response:
     )
     process.feed_in_background(data)
     operation = services.GitOperation(services.fetch_operation(data), body)
+    if services.fetch_operation(data) == "clone":
+        track("git_clone", {"document_id": document.id})
 
     def stream() -> Iterator[bytes]:
         finished = False
@@ -286,6 +289,7 @@ def receive_pack(slug: str) -> Response:
             )
         output = operation.sent(process.collected_output())
         statuses = services.record_push(document, actor, push, output)
+        track("git_push", {"document_id": document.id, "refs": sum(s.ok for s in statuses)})
         operation.ok = bool(statuses) and all(s.ok for s in statuses)
     return Response(output, 200, NO_CACHE, content_type=service.result_type)
 
