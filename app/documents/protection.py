@@ -25,7 +25,7 @@ from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint, s
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app import db
-from app.auth.permissions import Action, Grant, Role, grant_for
+from app.auth.permissions import Action, Grant, Role, grant_for, require
 from app.db import Base, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -68,25 +68,72 @@ class BranchProtection(Base):
 
 @dataclass(frozen=True)
 class Protection:
-    """The rule in force for one branch (an implicit one for the default branch)."""
+    """The rule in force for one branch (an implicit one for the default branch).
+
+    ``pattern`` is None for the default branch's implicit rule, which asks nothing of
+    merge requests (0 approvals, no blocks) and leaves live editing to editors: only
+    a rule someone wrote can make merging or editing stricter.
+    """
 
     branch: str
     push_role: Role
+    required_approvals: int = 0
+    block_unresolved: bool = False
+    block_behind: bool = False
+    reset_approvals: bool = False
+    #: The least role that may edit the branch live.
+    live_role: Role = Role.EDITOR
+    pattern: str | None = None
+
+
+def list_rules(document: Document) -> list[BranchProtection]:
+    """The document's written rules, exact names first, then patterns, by name."""
+    rules = db.session().scalars(
+        select(BranchProtection).where(BranchProtection.document_id == document.id)
+    )
+    return sorted(rules, key=lambda r: (_is_pattern(r.pattern), r.pattern))
+
+
+def _is_pattern(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _rule_for(rules: list[BranchProtection], branch: str) -> BranchProtection | None:
+    matching = [r for r in rules if r.pattern == branch or fnmatch.fnmatchcase(branch, r.pattern)]
+    exact = [r for r in matching if r.pattern == branch]
+    return (exact or matching or [None])[0]
 
 
 def protection_for(document: Document, branch: str) -> Protection | None:
     """The rule protecting ``branch``, or None. Exact names win over patterns."""
-    rules = db.session().scalars(
-        select(BranchProtection).where(BranchProtection.document_id == document.id)
-    )
-    matching = [r for r in rules if r.pattern == branch or fnmatch.fnmatchcase(branch, r.pattern)]
-    if matching:
-        exact = [r for r in matching if r.pattern == branch]
-        rule = (exact or matching)[0]
-        return Protection(branch, rule.least_push_role)
+    rule = _rule_for(list_rules(document), branch)
+    if rule is not None:
+        push_role = rule.least_push_role
+        return Protection(
+            branch,
+            push_role,
+            required_approvals=max(0, rule.required_approvals or 0),
+            block_unresolved=bool(rule.block_unresolved),
+            block_behind=bool(rule.block_behind),
+            reset_approvals=bool(rule.reset_approvals),
+            live_role=Role.parse(rule.live_role) if rule.live_role else push_role,
+            pattern=rule.pattern,
+        )
     if branch == document.default_branch:
         return Protection(branch, Role.MAINTAINER)
     return None
+
+
+def can_edit_live(grant: Grant, document: Document, branch: str) -> bool:
+    """Whether the holder of ``grant`` may type into the live editor of ``branch``.
+
+    EDIT first (the permission module), then the branch's rule: a rule written for a
+    branch names the least role that may edit it live (its push role by default).
+    """
+    if not grant.allows(Action.EDIT):
+        return False
+    rule = protection_for(document, branch)
+    return rule is None or grant.is_admin or grant.role >= rule.live_role
 
 
 def is_valid_ref_name(name: str) -> bool:
@@ -152,3 +199,88 @@ def can_update_ref(
     if not creating and is_fast_forward is False:
         return f"non-fast-forward updates of protected branch {branch!r} are not allowed"
     return None
+
+
+# --- managing the rules ------------------------------------------------------------
+
+#: Roles a rule may name for pushing or live editing.
+RULE_ROLES = (Role.EDITOR, Role.MAINTAINER, Role.OWNER)
+MAX_REQUIRED_APPROVALS = 20
+
+
+class ProtectionError(ValueError):
+    """A rule the form or API sent cannot be saved; the message is shown as is."""
+
+
+def _is_valid_pattern(pattern: str) -> bool:
+    """A branch name, or one with fnmatch wildcards in place of some characters."""
+    return is_valid_ref_name(re.sub(r"[*?\[\]]", "x", pattern))
+
+
+def _rule_role(value: str | None, what: str) -> str:
+    try:
+        role = Role.parse(value or "")
+    except ValueError:
+        role = Role.NONE
+    if role not in RULE_ROLES:
+        raise ProtectionError(f"{what} is one of: editor, maintainer, owner.")
+    return role.label
+
+
+def save_rule(
+    actor: User,
+    document: Document,
+    *,
+    pattern: str,
+    push_role: str,
+    live_role: str | None = None,
+    required_approvals: int = 0,
+    block_unresolved: bool = False,
+    block_behind: bool = False,
+    reset_approvals: bool = False,
+    rule_id: int | None = None,
+) -> BranchProtection:
+    """Add a rule, or change the rule ``rule_id`` (PROTECT_BRANCH)."""
+    require(actor, Action.PROTECT_BRANCH, document)
+    pattern = pattern.strip()
+    if not pattern or not _is_valid_pattern(pattern):
+        raise ProtectionError(
+            "Name a branch (main) or a pattern (release/*); letters, digits, '.', '_', '-', '/'."
+        )
+    if not 0 <= required_approvals <= MAX_REQUIRED_APPROVALS:
+        raise ProtectionError(f"Required approvals are between 0 and {MAX_REQUIRED_APPROVALS}.")
+    session = db.session()
+    if rule_id is None:
+        rule = BranchProtection(document_id=document.id)
+    else:
+        rule = session.get(BranchProtection, rule_id)
+        if rule is None or rule.document_id != document.id:
+            raise ProtectionError("That rule no longer exists.")
+    clash = session.scalar(
+        select(BranchProtection.id).where(
+            BranchProtection.document_id == document.id, BranchProtection.pattern == pattern
+        )
+    )
+    if clash is not None and clash != rule.id:
+        raise ProtectionError(f"There is already a rule for {pattern!r}.")
+    rule.pattern = pattern
+    rule.push_role = _rule_role(push_role, "Who may push")
+    rule.live_role = _rule_role(live_role, "Who may edit live") if live_role else None
+    rule.required_approvals = required_approvals
+    rule.block_unresolved = block_unresolved
+    rule.block_behind = block_behind
+    rule.reset_approvals = reset_approvals
+    session.add(rule)
+    session.commit()
+    return rule
+
+
+def delete_rule(actor: User, document: Document, rule_id: int) -> None:
+    """Remove a rule (PROTECT_BRANCH). The default branch stays implicitly protected."""
+    require(actor, Action.PROTECT_BRANCH, document)
+    session = db.session()
+    rule = session.get(BranchProtection, rule_id)
+    if rule is None or rule.document_id != document.id:
+        raise ProtectionError("That rule no longer exists.")
+    session.delete(rule)
+    session.commit()
