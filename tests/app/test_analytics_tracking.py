@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sqlite3
+import time
 from datetime import timedelta
 
 import pytest
@@ -58,7 +60,11 @@ def _user_id(app: Flask, username: str) -> int:
 
 
 def _signup(client, username: str) -> None:
-    form = {"username": username, "email": f"{username}@example.com", "password": "correct horse battery"}
+    form = {
+        "username": username,
+        "email": f"{username}@example.com",
+        "password": "correct horse battery",
+    }
     response = client.submit("/signup", form, page="/signup")
     assert response.status_code == 302, response.get_data(as_text=True)
 
@@ -455,3 +461,50 @@ def test_tracking_off_records_nothing(app: Flask, browser) -> None:
     assert _cookies(response) == {} and "js/analytics.js" not in response.get_data(as_text=True)
     _signup(browser, "ada")
     assert _rows(app, Visit) == [] and _rows(app, Event) == []
+
+
+# --- under gunicorn + gevent: live sessions, live commits, the greenlet writer ----------
+
+from tests.live.conftest import agents, node_client, server  # noqa: E402, F401 - fixtures
+
+
+def _server_events(srv, names: set[str], timeout: float = 30.0) -> list[tuple]:
+    """The server's events once all of ``names`` are there (the writer runs every second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(srv.var_dir / "quire.db") as conn:
+            rows = conn.execute(
+                "SELECT name, user_id, properties, visit_id FROM analytics_events ORDER BY id"
+            ).fetchall()
+        if names <= {r[0] for r in rows} or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_live_sessions_and_live_commits_are_recorded_by_the_server(server, agents) -> None:  # noqa: F811
+    ada = server.user("ada")
+    ada_id = server.api("GET", "/user", ada)["id"]
+    slug = server.api("POST", "/documents", ada, {"title": "Live", "visibility": "private"})["slug"]
+    agent = agents(server, f"{slug}/main/document.md", ada, "ada")
+    agent.synced()
+    agent.do("insert", index=0, text="Typed live. ")
+    agent.wait_for("Typed live.")
+    agent.close()  # the last editor leaves: the room commits now
+
+    rows = _server_events(
+        server, {"document_created", "live_session_joined", "live_session_ended", "commit_made"}
+    )
+    by_name = {name: (user, json.loads(props)) for name, user, props, _ in rows}
+    assert [r[0] for r in rows if r[0] != "commit_made"] == [
+        "document_created",
+        "live_session_joined",
+        "live_session_ended",
+    ]
+    assert all(user == ada_id for user, _ in by_name.values())
+    assert by_name["commit_made"][1]["source"] == "live"  # the author, found by email
+    ended = by_name["live_session_ended"][1]
+    assert (
+        ended["seconds"] >= 0
+        and ended["document_id"] == by_name["document_created"][1]["document_id"]
+    )
