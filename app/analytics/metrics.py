@@ -1,0 +1,492 @@
+"""Product metrics from the rollups and the events: engagement, features, retention,
+the product's success metrics and usage reporting.
+
+Every function takes the SQL session and a :class:`~app.analytics.periods.Period`
+(local days in a time zone) and returns plain data that the pages, the CSV export
+and the JSON API all render. Distinct-user figures come from the quarter-hour
+rollups (:mod:`app.analytics.rollups`), so they cost the same whatever the number
+of raw events; the few figures that need event properties (documents) read the
+events through the ``(name, time)`` index.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from app.analytics.periods import Period, day_number, week_start
+
+#: The key actions the product tracks on the server (and page views from the script).
+KEY_ACTIONS = (
+    "signed_up",
+    "logged_in",
+    "document_created",
+    "document_opened",
+    "live_session_joined",
+    "live_session_ended",
+    "commit_made",
+    "branch_created",
+    "mr_opened",
+    "mr_reviewed",
+    "mr_approved",
+    "mr_merged",
+    "release_tagged",
+    "git_clone",
+    "git_push",
+    "token_created",
+)
+#: Events that change a document (an "editor" is someone who did one of these).
+EDIT_ACTIONS = ("commit_made", "live_session_joined", "git_push", "branch_created", "mr_opened")
+#: Collaborative documents that use any of these use Git the way Quire intends.
+STRUCTURE_ACTIONS = ("branch_created", "mr_opened", "release_tagged")
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def prop_sql(dialect: str, key: str, column: str = "properties") -> str:
+    """A JSON property as text (``key`` is ours, never user input)."""
+    assert key.isidentifier()
+    if dialect == "postgresql":
+        return f"({column} ->> '{key}')"
+    return f"CAST(json_extract({column}, '$.{key}') AS TEXT)"
+
+
+def _in(names: tuple[str, ...] | list[str], prefix: str) -> tuple[str, dict[str, str]]:
+    params = {f"{prefix}{i}": n for i, n in enumerate(names)}
+    return "(" + ", ".join(f":{k}" for k in params) + ")", params
+
+
+# --- engagement -----------------------------------------------------------------------
+
+
+@dataclass
+class Engagement:
+    dau: int
+    wau: int
+    mau: int
+    #: Active users each local day of the period, zero-filled: (day, users, events).
+    series: list[tuple[date, int, int]]
+    active_users: int  # distinct users over the whole period
+
+    @property
+    def stickiness(self) -> float | None:
+        """DAU/MAU: the share of the month's users who came on the last day."""
+        return self.dau / self.mau if self.mau else None
+
+
+def distinct_active(session: Session, period: Period) -> int:
+    low, high = period.slot_range
+    return int(
+        session.execute(
+            text(
+                "SELECT COUNT(DISTINCT user_id) FROM analytics_active_slots"
+                " WHERE slot >= :low AND slot < :high"
+            ),
+            {"low": low, "high": high},
+        ).scalar()
+        or 0
+    )
+
+
+def engagement(session: Session, period: Period) -> Engagement:
+    """DAU (the period's last day), WAU and MAU (the 7 and 30 days ending then)."""
+    low, high = period.slot_range
+    day = period.day_sql("slot")
+    rows = session.execute(
+        text(
+            f"SELECT {day} AS d, COUNT(DISTINCT user_id), SUM(events)"
+            " FROM analytics_active_slots WHERE slot >= :low AND slot < :high"
+            f" GROUP BY {day}"
+        ),
+        {"low": low, "high": high},
+    ).all()
+    by_day = {int(d): (int(u), int(e or 0)) for d, u, e in rows}
+    series = [(d, *by_day.get(day_number(d), (0, 0))) for d in period.days]
+    return Engagement(
+        dau=series[-1][1],
+        wau=distinct_active(session, period.trailing(7)),
+        mau=distinct_active(session, period.trailing(30)),
+        series=series,
+        active_users=distinct_active(session, period),
+    )
+
+
+# --- features -------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureRow:
+    bucket: date
+    name: str
+    events: int
+    users: int
+
+
+def feature_usage(session: Session, period: Period, grain: str = "week") -> list[FeatureRow]:
+    """Events and distinct signed-in users per feature per day, week or month, zero-filled."""
+    low, high = period.slot_range
+    bucket = period.bucket_sql("slot", grain)
+    rows = session.execute(
+        text(
+            f"SELECT {bucket} AS b, name, SUM(events),"
+            " COUNT(DISTINCT CASE WHEN user_id <> 0 THEN user_id END)"
+            " FROM analytics_feature_slots WHERE slot >= :low AND slot < :high"
+            f" GROUP BY {bucket}, name"
+        ),
+        {"low": low, "high": high},
+    ).all()
+    found = {(period.bucket_start(int(b), grain), n): (int(e), int(u)) for b, n, e, u in rows}
+    names = sorted({n for _, n in found} | set(KEY_ACTIONS))
+    return [
+        FeatureRow(start, name, *found.get((start, name), (0, 0)))
+        for start in period.buckets(grain)
+        for name in names
+    ]
+
+
+@dataclass
+class Adoption:
+    name: str
+    events: int
+    users: int
+    active_users: int
+
+    @property
+    def share(self) -> float | None:
+        return self.users / self.active_users if self.active_users else None
+
+
+def adoption(session: Session, period: Period) -> list[Adoption]:
+    """Per feature: the share of the period's active users who used it at least once."""
+    low, high = period.slot_range
+    active = distinct_active(session, period)
+    rows = session.execute(
+        text(
+            "SELECT name, SUM(events), COUNT(DISTINCT CASE WHEN user_id <> 0 THEN user_id END)"
+            " FROM analytics_feature_slots WHERE slot >= :low AND slot < :high GROUP BY name"
+        ),
+        {"low": low, "high": high},
+    ).all()
+    found = {n: (int(e), int(u)) for n, e, u in rows}
+    names = sorted(set(found) | set(KEY_ACTIONS))
+    result = [Adoption(n, *found.get(n, (0, 0)), active_users=active) for n in names]
+    return sorted(result, key=lambda a: (-a.users, -a.events, a.name))
+
+
+# --- retention ------------------------------------------------------------------------
+
+
+@dataclass
+class Cohort:
+    week: date  # the Monday of the sign-up week (local)
+    size: int
+    #: Users active in week k after signing up (k = 0 is the sign-up week itself);
+    #: None for weeks that begin after the period's last day (unknown, not zero).
+    returned: list[int | None] = field(default_factory=list)
+
+    def share(self, k: int) -> float | None:
+        value = self.returned[k]
+        return None if value is None or not self.size else value / self.size
+
+
+def retention(session: Session, period: Period) -> list[Cohort]:
+    """Weekly cohorts of the users who signed up in the period, by return week.
+
+    Return means any tracked activity in that local week. Cells for weeks that
+    start after the period's last day are ``None`` (not zero: they are unknown).
+    """
+    dialect = _dialect(session)
+    low, high = period.slot_range
+    from app.analytics.rollups import slot_sql
+
+    user_slot = slot_sql(dialect, "created_at")
+    signed = period.bucket_sql("u.s", "week")
+    active = period.bucket_sql("a.slot", "week")
+    params = {"start": period.utc_start, "end": period.utc_end, "low": low, "high": high}
+    users = (
+        f"SELECT id, {user_slot} AS s FROM users WHERE created_at >= :start AND created_at < :end"
+    )
+    sizes = session.execute(
+        text(f"SELECT {signed} AS c, COUNT(*) FROM ({users}) u GROUP BY {signed}"), params
+    ).all()
+    cells = session.execute(
+        text(
+            f"SELECT {signed} AS c, {active} AS w, COUNT(DISTINCT a.user_id)"
+            f" FROM analytics_active_slots a JOIN ({users}) u ON u.id = a.user_id"
+            f" WHERE a.slot >= :low AND a.slot < :high GROUP BY {signed}, {active}"
+        ),
+        params,
+    ).all()
+    returned: dict[tuple[int, int], int] = {(int(c), int(w)): int(n) for c, w, n in cells}
+    last_week = week_start(period.end)
+    sizes_by_week = {period.bucket_start(int(c), "week"): int(n) for c, n in sizes}
+    cohorts = []
+    for start in period.buckets("week"):
+        if start not in sizes_by_week:
+            continue
+        number = (day_number(start) + 3) // 7  # the same week number the SQL computes
+        row: list[int | None] = []
+        k = 0
+        while start + timedelta(weeks=k) <= last_week:
+            row.append(returned.get((number, number + k), 0))
+            k += 1
+        cohorts.append(Cohort(start, sizes_by_week[start], row))
+    width = max((len(c.returned) for c in cohorts), default=0)
+    for cohort in cohorts:
+        cohort.returned += [None] * (width - len(cohort.returned))
+    return cohorts
+
+
+# --- success metrics ------------------------------------------------------------------
+
+
+@dataclass
+class Success:
+    collaborative_documents: int
+    structured_documents: int  # collaborative ones that use branches, MRs or releases
+    tracked_actions: list[str]
+    live_sessions: int
+    live_documents: int
+    live_seconds: float
+
+    @property
+    def structured_share(self) -> float | None:
+        if not self.collaborative_documents:
+            return None
+        return self.structured_documents / self.collaborative_documents
+
+    @property
+    def tracked_share(self) -> float:
+        return len(self.tracked_actions) / len(KEY_ACTIONS)
+
+    @property
+    def sessions_per_document(self) -> float | None:
+        return self.live_sessions / self.live_documents if self.live_documents else None
+
+
+def success(session: Session, period: Period) -> Success:
+    """The product's own targets, from what people actually did in the period.
+
+    A document is collaborative when two or more people committed to it
+    (``commit_made`` events name the author and the document).
+    """
+    dialect = _dialect(session)
+    doc = prop_sql(dialect, "document_id")
+    params: dict[str, Any] = {"start": period.utc_start, "end": period.utc_end}
+    window = "time >= :start AND time < :end"
+    collaborative = {
+        str(d)
+        for (d,) in session.execute(
+            text(
+                f"SELECT {doc} AS d FROM analytics_events"
+                f" WHERE name = 'commit_made' AND {window} AND user_id IS NOT NULL"
+                f" GROUP BY {doc} HAVING COUNT(DISTINCT user_id) >= 2"
+            ),
+            params,
+        )
+        if d is not None
+    }
+    names, name_params = _in(STRUCTURE_ACTIONS, "s")
+    structured = {
+        str(d)
+        for (d,) in session.execute(
+            text(f"SELECT DISTINCT {doc} FROM analytics_events WHERE name IN {names} AND {window}"),
+            {**params, **name_params},
+        )
+        if d is not None
+    }
+    low, high = period.slot_range
+    tracked = {
+        n
+        for (n,) in session.execute(
+            text(
+                "SELECT DISTINCT name FROM analytics_feature_slots"
+                " WHERE slot >= :low AND slot < :high"
+            ),
+            {"low": low, "high": high},
+        )
+    }
+    live = session.execute(
+        text(
+            f"SELECT COUNT(*), COUNT(DISTINCT {doc}) FROM analytics_events"
+            f" WHERE name = 'live_session_joined' AND {window}"
+        ),
+        params,
+    ).one()
+    seconds = prop_sql(dialect, "seconds")
+    live_seconds = session.execute(
+        text(
+            f"SELECT SUM(CAST({seconds} AS FLOAT)) FROM analytics_events"
+            f" WHERE name = 'live_session_ended' AND {window}"
+        ),
+        params,
+    ).scalar()
+    return Success(
+        collaborative_documents=len(collaborative),
+        structured_documents=len(collaborative & structured),
+        tracked_actions=sorted(tracked & set(KEY_ACTIONS)),
+        live_sessions=int(live[0] or 0),
+        live_documents=int(live[1] or 0),
+        live_seconds=float(live_seconds or 0.0),
+    )
+
+
+# --- top lists ------------------------------------------------------------------------
+
+
+def top_documents(session: Session, period: Period, limit: int = 20) -> list[dict[str, Any]]:
+    """The most opened documents: opens, distinct readers, and the document's title."""
+    dialect = _dialect(session)
+    doc = prop_sql(dialect, "document_id")
+    rows = session.execute(
+        text(
+            f"SELECT {doc} AS d, COUNT(*) AS opens, COUNT(DISTINCT user_id)"
+            " FROM analytics_events WHERE name = 'document_opened'"
+            " AND time >= :start AND time < :end"
+            f" GROUP BY {doc} ORDER BY opens DESC LIMIT :limit"
+        ),
+        {"start": period.utc_start, "end": period.utc_end, "limit": limit},
+    ).all()
+    ids = [int(d) for d, _, _ in rows if d is not None and str(d).isdigit()]
+    titles: dict[int, tuple[str, str]] = {}
+    if ids:
+        marks, id_params = _in([str(i) for i in ids], "d")
+        for i, slug, title in session.execute(
+            text(f"SELECT id, slug, title FROM documents WHERE CAST(id AS TEXT) IN {marks}"),
+            id_params,
+        ):
+            titles[int(i)] = (slug, title)
+    result = []
+    for d, opens, readers in rows:
+        key = int(d) if d is not None and str(d).isdigit() else None
+        slug, title = titles.get(key, ("", "(deleted document)")) if key else ("", "(unknown)")
+        result.append(
+            {"document_id": key, "slug": slug, "title": title, "opens": opens, "readers": readers}
+        )
+    return result
+
+
+def visit_breakdown(
+    session: Session, period: Period, column: str, limit: int = 15
+) -> list[tuple[str, int]]:
+    """Visits per referring domain, device type, browser or OS in the period."""
+    assert column in ("referring_domain", "device_type", "browser", "os", "utm_source")
+    rows = session.execute(
+        text(
+            f"SELECT COALESCE({column}, '') AS k, COUNT(*) AS n FROM analytics_visits"
+            " WHERE started_at >= :start AND started_at < :end"
+            f" GROUP BY COALESCE({column}, '') ORDER BY n DESC, k LIMIT :limit"
+        ),
+        {"start": period.utc_start, "end": period.utc_end, "limit": limit},
+    ).all()
+    return [(k or "(none)", int(n)) for k, n in rows]
+
+
+# --- usage reporting ------------------------------------------------------------------
+
+
+@dataclass
+class Usage:
+    documents: int
+    users: int
+    total_bytes: int
+    largest: list[tuple[str, str, int]]  # (slug, title, bytes), biggest first
+    active_editors: int
+    seats: list[tuple[str, int, int]]  # (role, memberships, distinct people)
+
+    @property
+    def bytes_per_document(self) -> float:
+        return self.total_bytes / self.documents if self.documents else 0.0
+
+
+def directory_size(path: Path) -> int:
+    """Bytes of every file below ``path`` (a repository), without following links."""
+    total = 0
+    stack = [str(path)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:  # removed while we looked: it no longer takes space
+            continue
+    return total
+
+
+def repository_sizes(session: Session, repos_root: Path) -> list[tuple[str, str, int]]:
+    """(slug, title, bytes on disk) per document."""
+    rows = session.execute(text("SELECT slug, title, repo_id FROM documents")).all()
+    return [
+        (slug, title, directory_size(Path(repos_root) / repo_id[:2] / f"{repo_id}.git"))
+        for slug, title, repo_id in rows
+    ]
+
+
+def usage(session: Session, period: Period, repos_root: Path, *, largest: int = 20) -> Usage:
+    """Documents, storage, active editors (in the trailing 30 days) and seats per role."""
+    sizes = repository_sizes(session, repos_root)
+    low, high = period.trailing(30).slot_range
+    names, name_params = _in(EDIT_ACTIONS, "e")
+    editors = session.execute(
+        text(
+            "SELECT COUNT(DISTINCT user_id) FROM analytics_feature_slots"
+            f" WHERE slot >= :low AND slot < :high AND user_id <> 0 AND name IN {names}"
+        ),
+        {"low": low, "high": high, **name_params},
+    ).scalar()
+    seats: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for role, memberships, people in session.execute(
+        text("SELECT role, COUNT(*), COUNT(DISTINCT user_id) FROM memberships GROUP BY role")
+    ):
+        seats[str(role)] = [int(memberships), int(people)]
+    owners = session.execute(text("SELECT COUNT(*), COUNT(DISTINCT owner_id) FROM documents")).one()
+    seats["owner"] = [int(owners[0]), int(owners[1])]
+    order = ["owner", "maintainer", "editor", "reviewer", "viewer"]
+    seat_rows = sorted(
+        ((r, m, p) for r, (m, p) in seats.items()),
+        key=lambda s: (order.index(s[0]) if s[0] in order else len(order), s[0]),
+    )
+    users = session.execute(text("SELECT COUNT(*) FROM users WHERE is_active")).scalar()
+    return Usage(
+        documents=len(sizes),
+        users=int(users or 0),
+        total_bytes=sum(s for _, _, s in sizes),
+        largest=sorted(sizes, key=lambda s: -s[2])[:largest],
+        active_editors=int(editors or 0),
+        seats=seat_rows,
+    )
+
+
+def sign_ups(session: Session, period: Period) -> int:
+    return int(
+        session.execute(
+            text("SELECT COUNT(*) FROM users WHERE created_at >= :start AND created_at < :end"),
+            {"start": period.utc_start, "end": period.utc_end},
+        ).scalar()
+        or 0
+    )
+
+
+def event_total(session: Session, period: Period) -> int:
+    low, high = period.slot_range
+    return int(
+        session.execute(
+            text(
+                "SELECT SUM(events) FROM analytics_feature_slots WHERE slot >= :low AND slot < :high"
+            ),
+            {"low": low, "high": high},
+        ).scalar()
+        or 0
+    )

@@ -1,0 +1,215 @@
+"""Rollups: events per quarter-hour slot and user, refreshed incrementally.
+
+Why: the dashboard asks for distinct users per local day, week and month in any
+time zone. Scanning a million raw events for each figure costs seconds; the
+rollups hold one row per (slot, user) and (slot, feature, user), which a session
+of many events collapses into, and a local day is an exact range of slots because
+every time zone in use today starts its days on a quarter-hour.
+
+``refresh`` adds the events written since the last refresh (by id, with
+compare-and-swap on the watermark, so two workers never count an event twice).
+Events removed by retention or by a user's delete request leave fewer events
+below the watermark than were counted: the next check notices and rebuilds.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import BigInteger, Date, Integer, String, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+log = logging.getLogger(__name__)
+
+#: Seconds per slot: the largest unit every current UTC offset is a multiple of.
+SLOT_SECONDS = 900
+SLOTS_PER_DAY = 86400 // SLOT_SECONDS
+STATE_NAME = "events"
+
+
+class RollupState(Base):
+    """How far the rollups have read: every event with ``id <= last_event_id``."""
+
+    __tablename__ = "analytics_rollup_state"
+
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    rolled_events: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActiveSlot(Base):
+    """A signed-in user did something (anything tracked) in this slot."""
+
+    __tablename__ = "analytics_active_slots"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(Integer)
+
+
+class FeatureSlot(Base):
+    """Events of one name in one slot by one user (``user_id`` 0: not signed in)."""
+
+    __tablename__ = "analytics_feature_slots"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(Integer)
+
+
+class StorageSample(Base):
+    """The repositories' total size on a day: the history the capacity forecast fits."""
+
+    __tablename__ = "analytics_storage_samples"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    documents: Mapped[int] = mapped_column(Integer)
+
+
+def slot_of(moment: datetime) -> int:
+    """The slot holding ``moment`` (floor)."""
+    return int(moment.timestamp()) // SLOT_SECONDS
+
+
+def slot_start(slot: int) -> datetime:
+    return datetime.fromtimestamp(slot * SLOT_SECONDS, UTC)
+
+
+def epoch_sql(dialect: str, column: str) -> str:
+    """Whole seconds since the epoch of a timestamp column, in ``dialect``'s SQL."""
+    if dialect == "postgresql":
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM {column})) AS BIGINT)"
+    return f"CAST(strftime('%s', {column}) AS INTEGER)"
+
+
+def slot_sql(dialect: str, column: str) -> str:
+    return f"({epoch_sql(dialect, column)} / {SLOT_SECONDS})"
+
+
+# --- refreshing -----------------------------------------------------------------------
+
+_last_check: dict[str, float] = {}
+
+
+def refresh(session: Session, *, lag_seconds: float = 0.0, check_every: float = 300.0) -> int:
+    """Roll up the events written since the last refresh; return how many were added.
+
+    ``lag_seconds`` leaves the newest events for the next refresh: a batch still
+    being committed by another worker may hold lower ids than one already visible,
+    and a watermark that passed them would never count them.
+    """
+    dialect = session.get_bind().dialect.name
+    key = str(session.get_bind().url)
+    now = _time.monotonic()
+    if now - _last_check.get(key, float("-inf")) >= check_every:
+        _last_check[key] = now
+        if _lost_events(session):
+            log.info("analytics events were removed; rebuilding the rollups")
+            rebuild(session)
+            return 0
+    state = _state(session)
+    low = state.last_event_id
+    if lag_seconds > 0:
+        cutoff = datetime.now(UTC) - timedelta(seconds=lag_seconds)
+        high = session.execute(
+            text("SELECT MAX(id) FROM analytics_events WHERE time < :cutoff"), {"cutoff": cutoff}
+        ).scalar()
+    else:
+        high = session.execute(text("SELECT MAX(id) FROM analytics_events")).scalar()
+    if high is None or high <= low:
+        session.rollback()
+        return 0
+    count = int(
+        session.execute(
+            text("SELECT COUNT(*) FROM analytics_events WHERE id > :low AND id <= :high"),
+            {"low": low, "high": high},
+        ).scalar()
+        or 0
+    )
+    # Compare-and-swap first: a concurrent refresh either finished (we see its
+    # watermark and stop) or waits on this row until we commit.
+    moved = session.execute(
+        text(
+            "UPDATE analytics_rollup_state SET last_event_id = :high,"
+            " rolled_events = rolled_events + :count, updated_at = :now"
+            " WHERE name = :name AND last_event_id = :low"
+        ),
+        {"high": high, "low": low, "count": count, "now": datetime.now(UTC), "name": STATE_NAME},
+    ).rowcount
+    if moved != 1:
+        session.rollback()
+        return 0
+    _roll(session, dialect, low, high)
+    session.commit()
+    return count
+
+
+def _roll(session: Session, dialect: str, low: int, high: int) -> None:
+    slot = slot_sql(dialect, "time")
+    params = {"low": low, "high": high}
+    session.execute(
+        text(
+            "INSERT INTO analytics_active_slots (slot, user_id, events)"
+            f" SELECT {slot} AS s, user_id, COUNT(*) FROM analytics_events"
+            " WHERE id > :low AND id <= :high AND user_id IS NOT NULL"
+            f" GROUP BY {slot}, user_id"
+            " ON CONFLICT (slot, user_id) DO UPDATE"
+            " SET events = analytics_active_slots.events + excluded.events"
+        ),
+        params,
+    )
+    session.execute(
+        text(
+            "INSERT INTO analytics_feature_slots (slot, name, user_id, events)"
+            f" SELECT {slot} AS s, name, COALESCE(user_id, 0) AS u, COUNT(*)"
+            " FROM analytics_events WHERE id > :low AND id <= :high"
+            f" GROUP BY {slot}, name, COALESCE(user_id, 0)"
+            " ON CONFLICT (slot, name, user_id) DO UPDATE"
+            " SET events = analytics_feature_slots.events + excluded.events"
+        ),
+        params,
+    )
+
+
+def _state(session: Session) -> RollupState:
+    state = session.get(RollupState, STATE_NAME)
+    if state is None:
+        session.execute(
+            text(
+                "INSERT INTO analytics_rollup_state (name, last_event_id, rolled_events,"
+                " updated_at) VALUES (:name, 0, 0, :now) ON CONFLICT (name) DO NOTHING"
+            ),
+            {"name": STATE_NAME, "now": datetime.now(UTC)},
+        )
+        state = session.get(RollupState, STATE_NAME)
+    assert state is not None
+    session.expunge(state)  # read its values now; the CAS update goes through SQL
+    return state
+
+
+def _lost_events(session: Session) -> bool:
+    """True when fewer events lie below the watermark than were rolled up."""
+    state = session.get(RollupState, STATE_NAME)
+    if state is None or state.last_event_id == 0:
+        return False
+    present = session.execute(
+        text("SELECT COUNT(*) FROM analytics_events WHERE id <= :last"),
+        {"last": state.last_event_id},
+    ).scalar()
+    return int(present or 0) < state.rolled_events
+
+
+def rebuild(session: Session) -> int:
+    """Forget every rollup row and read all events again (after deletions)."""
+    session.execute(text("DELETE FROM analytics_active_slots"))
+    session.execute(text("DELETE FROM analytics_feature_slots"))
+    session.execute(text("DELETE FROM analytics_rollup_state"))
+    session.commit()
+    return refresh(session, check_every=float("inf"))
