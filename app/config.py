@@ -9,6 +9,7 @@ silently falling back to a default.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,8 @@ class Settings:
     allowed_hosts: list[str] = field(default_factory=list)
     trusted_proxy_hops: int = 0
     hsts_max_age: int = 2 * 365 * 24 * 3600
+    #: PostgreSQL text search configuration for the search index (checked against pg_ts_config).
+    search_language: str = "english"
     # Product analytics (app/analytics): first-party, masked, opt-out respected.
     analytics_enabled: bool = True
     analytics_cookieless: bool = False
@@ -100,6 +103,7 @@ class Settings:
             allowed_hosts=_list(env.get("ALLOWED_HOSTS", "")),
             trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             hsts_max_age=_int(env, "HSTS_MAX_AGE", 2 * 365 * 24 * 3600),
+            search_language=(env.get("SEARCH_LANGUAGE") or "english").strip().lower(),
             analytics_enabled=_bool(env, "ANALYTICS_ENABLED", True),
             analytics_cookieless=_bool(env, "ANALYTICS_COOKIELESS", False),
             analytics_retention_days=_int(env, "ANALYTICS_RETENTION_DAYS", 395),
@@ -122,6 +126,11 @@ class Settings:
             problems.append("TRUSTED_PROXY_HOPS must be 0 or more")
         if self.web_concurrency < 1 or self.hosts < 1:
             problems.append("WEB_CONCURRENCY and QUIRE_HOSTS must be at least 1")
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", self.search_language):
+            problems.append(
+                f"SEARCH_LANGUAGE={self.search_language!r} is not a text search configuration "
+                "name (e.g. english, simple, german)"
+            )
         if self.is_production:
             problems.extend(self._production_problems())
         if problems:
@@ -206,6 +215,7 @@ class Settings:
             "ALLOWED_HOSTS": self.allowed_hosts,
             "TRUSTED_PROXY_HOPS": self.trusted_proxy_hops,
             "HSTS_MAX_AGE": self.hsts_max_age,
+            "SEARCH_LANGUAGE": self.search_language,
             "ANALYTICS_ENABLED": self.analytics_enabled,
             "ANALYTICS_COOKIELESS": self.analytics_cookieless,
             "ANALYTICS_RETENTION_DAYS": self.analytics_retention_days,

@@ -88,6 +88,7 @@ from .errors import (
 )
 from .merging import ConflictRegion, FileMerge, MergePreview, MergeStyle, merge_text
 from .paths import normalize_path
+from .pickaxe import phrase_changes as phrase_changes
 from .protocol import (
     FLUSH_PKT,
     ZERO_OID,

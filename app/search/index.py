@@ -1,25 +1,39 @@
 """One search interface over SQLite FTS5 and PostgreSQL full-text search.
 
-``index_document`` reads the default branch's text files from the repository (Git
-is the truth) and replaces the document's entry; ``remove_document`` drops it;
-``search`` answers only with documents the actor may read: the visibility rule of
-:mod:`app.documents.services` is applied inside the query, so private documents
-never reach results, snippets or counts.
+Writing: :func:`extract` reads a document's default branch at one commit (Git is the
+truth) into a body and an outline; :func:`write_entry` replaces the document's
+entry. Nothing here decides *when* to index: :mod:`app.search.worker` does, off
+the request path.
+
+Reading: :func:`search` answers only with documents the actor may read. The
+visibility rule of :mod:`app.documents.services` (and the filters) sit inside the
+one SQL statement that ranks, and the count uses the same condition, so private
+documents never reach results, snippets or totals, and cost nothing a reader
+could time. Ranking is two keys: whether the title matches, then the text score.
+Snippets (the expensive part) are computed for the page only.
 """
 
 from __future__ import annotations
 
+import base64
+import bisect
+import json
 import logging
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 from markupsafe import Markup, escape
+from sqlalchemy.dialects.postgresql import REGCONFIG
 
 import gitstore
 from app import db
 from app.accounts.models import User
 from app.documents import services
-from app.documents.models import Document
+from app.documents.models import Document, Membership
 from app.search import query as syntax
 
 log = logging.getLogger(__name__)
@@ -29,81 +43,154 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 1_000_000
 MAX_BODY = 400_000
 MAX_LIMIT = 100
-LANGUAGE = "english"
+DEFAULT_LANGUAGE = "english"
 #: Private-use characters mark hits in snippets; they are stripped from indexed text,
 #: so after escaping they are the only thing turned into markup.
 START, STOP = "\ue000", "\ue001"
+_ELLIPSIS = "…"
+_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+_LANGUAGE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
-_fts = sa.table("search_entries", sa.column("rowid"), sa.column("title"), sa.column("body"))
-_pg = sa.table(
-    "search_entries",
-    sa.column("document_id"),
-    sa.column("title"),
-    sa.column("body"),
-    sa.column("tsv"),
-)
+
+class InvalidCursor(ValueError):
+    """A cursor that this server did not hand out."""
+
+
+class UnknownLanguage(RuntimeError):
+    """``SEARCH_LANGUAGE`` names no PostgreSQL text search configuration."""
+
+
+# --- schema ----------------------------------------------------------------------
+
+
+def create_entries_table(conn: sa.Connection) -> None:
+    """Create ``search_entries`` if missing (the same shape as migrations 0104 + 0105)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            sa.text(
+                "CREATE TABLE IF NOT EXISTS search_entries ("
+                " document_id integer NOT NULL,"
+                " title text NOT NULL, body text NOT NULL,"
+                " tsv tsvector NOT NULL, title_tsv tsvector,"
+                " CONSTRAINT pk_search_entries PRIMARY KEY (document_id),"
+                " CONSTRAINT fk_search_entries_document_id_documents FOREIGN KEY (document_id)"
+                " REFERENCES documents (id) ON DELETE CASCADE)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "CREATE INDEX IF NOT EXISTS ix_search_entries_tsv ON search_entries USING gin (tsv)"
+            )
+        )
+        return
+    conn.execute(
+        sa.text(
+            "CREATE VIRTUAL TABLE IF NOT EXISTS search_entries USING fts5("
+            "title, body, tokenize = 'porter unicode61')"
+        )
+    )
+
+
+def language() -> str:
+    """The PostgreSQL text search configuration (``SEARCH_LANGUAGE``)."""
+    value = DEFAULT_LANGUAGE
+    if has_app_context():
+        value = str(current_app.config.get("SEARCH_LANGUAGE") or DEFAULT_LANGUAGE)
+    return value
+
+
+def check_language(conn: sa.Connection, name: str) -> None:
+    """Refuse a language PostgreSQL does not know, naming the ones it does."""
+    if conn.dialect.name != "postgresql":
+        return
+    known = list(conn.scalars(sa.text("SELECT cfgname FROM pg_ts_config ORDER BY cfgname")))
+    if not _LANGUAGE_NAME.match(name) or name not in known:
+        raise UnknownLanguage(
+            f"SEARCH_LANGUAGE={name!r} is not a PostgreSQL text search configuration; "
+            f"known: {', '.join(known)}"
+        )
+
+
+# --- writing ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class Hit:
-    document: Document
-    score: float
-    snippet: Markup
+class Extract:
+    """What the index holds for one document at one commit."""
 
-
-@dataclass(frozen=True)
-class Results:
-    hits: list[Hit]
-    total: int
-    next_cursor: str | None
+    commit: str | None
+    body: str
+    #: ``[offset, path, heading]`` rows, ordered by offset.
+    outline: list[tuple[int, str, str | None]] = field(default_factory=list)
 
 
 def _clean(text: str) -> str:
     return text.replace(START, "").replace(STOP, "")
 
 
-def document_text(document: Document) -> str:
-    """The default branch's text files, concatenated (binary and huge files skipped)."""
-    repo = services.repo(document)
+def extract(document: Document, repo: gitstore.Document | None = None) -> Extract:
+    """The default branch's text files at its current head (binary and huge files skipped)."""
+    repo = repo or services.repo(document)
     try:
-        entries = repo.list_files(document.default_branch)
+        commit = repo.head(document.default_branch)
+        entries = repo.list_files(commit)
     except gitstore.GitStoreError:
-        return ""
+        return Extract(None, "")
     parts: list[str] = []
+    outline: list[tuple[int, str, str | None]] = []
+    offset = 0
     for entry in entries:
         if entry.size is None or entry.size > MAX_FILE_BYTES:
             continue
-        data = repo.read(entry.path, document.default_branch).data
+        data = repo.read(entry.path, commit).data
         if b"\x00" in data[:8000]:
             continue
         try:
-            parts.append(data.decode("utf-8"))
+            text = _clean(data.decode("utf-8"))
         except UnicodeDecodeError:
             continue
-    return _clean("\n\n".join(parts))[:MAX_BODY]
+        if parts:
+            offset += 2  # the separator
+        outline.append((offset, entry.path, None))
+        if entry.path.endswith((".md", ".markdown")):
+            for match in _HEADING.finditer(text):
+                outline.append((offset + match.start(), entry.path, match.group(1)))
+        parts.append(text)
+        offset += len(text)
+    body = "\n\n".join(parts)
+    if len(body) > MAX_BODY:
+        body = body[:MAX_BODY]
+        outline = [row for row in outline if row[0] < MAX_BODY]
+    return Extract(commit, body, outline)
 
 
-def _write(conn: sa.Connection, document_id: int, title: str, body: str | None) -> None:
+def write_entry(conn: sa.Connection, document_id: int, title: str, body: str | None) -> None:
     """Replace (``body`` given) or retitle (``body`` None) one entry on ``conn``."""
     title = _clean(title)
     if conn.dialect.name == "postgresql":
-        tsv = "setweight(to_tsvector(:lang, :title), 'A') || setweight(to_tsvector(:lang, :body), 'D')"
+        lang = language()
+        tsv = (
+            "setweight(to_tsvector(CAST(:lang AS regconfig), :title), 'A')"
+            " || setweight(to_tsvector(CAST(:lang AS regconfig), {body}), 'D')"
+        )
+        title_tsv = "to_tsvector(CAST(:lang AS regconfig), :title)"
         if body is None:
             conn.execute(
                 sa.text(
-                    "UPDATE search_entries SET title = :title,"
-                    f" tsv = {tsv.replace(':body', 'body')} WHERE document_id = :id"
+                    f"UPDATE search_entries SET title = :title, tsv = {tsv.format(body='body')},"
+                    f" title_tsv = {title_tsv} WHERE document_id = :id"
                 ),
-                {"id": document_id, "title": title, "lang": LANGUAGE},
+                {"id": document_id, "title": title, "lang": lang},
             )
             return
         conn.execute(
             sa.text(
-                "INSERT INTO search_entries (document_id, title, body, tsv)"
-                f" VALUES (:id, :title, :body, {tsv}) ON CONFLICT (document_id) DO UPDATE"
-                " SET title = EXCLUDED.title, body = EXCLUDED.body, tsv = EXCLUDED.tsv"
+                "INSERT INTO search_entries (document_id, title, body, tsv, title_tsv)"
+                f" VALUES (:id, :title, :body, {tsv.format(body=':body')}, {title_tsv})"
+                " ON CONFLICT (document_id) DO UPDATE SET title = EXCLUDED.title,"
+                " body = EXCLUDED.body, tsv = EXCLUDED.tsv, title_tsv = EXCLUDED.title_tsv"
             ),
-            {"id": document_id, "title": title, "body": body, "lang": LANGUAGE},
+            {"id": document_id, "title": title, "body": body, "lang": lang},
         )
         return
     if body is None:
@@ -119,35 +206,77 @@ def _write(conn: sa.Connection, document_id: int, title: str, body: str | None) 
     )
 
 
-def _delete(conn: sa.Connection, document_id: int) -> None:
+def delete_entry(conn: sa.Connection, document_id: int) -> None:
     column = "document_id" if conn.dialect.name == "postgresql" else "rowid"
     conn.execute(sa.text(f"DELETE FROM search_entries WHERE {column} = :id"), {"id": document_id})
 
 
-def index_document(document: Document) -> None:
-    """Re-read the document's default branch and replace its entry (commits)."""
-    body = document_text(document)
-    session = db.session()
-    _write(session.connection(), document.id, document.title, body)
-    session.commit()
+# --- reading ---------------------------------------------------------------------
 
 
-def remove_document(document_id: int) -> None:
-    session = db.session()
-    _delete(session.connection(), document_id)
-    session.commit()
+@dataclass(frozen=True)
+class Filters:
+    """Narrowing a search; every filter applies inside the permission rule, never instead."""
+
+    mine: bool = False
+    #: Documents where this username is the owner or a member.
+    member: str | None = None
+    #: Documents whose default branch moved on or after this day (UTC).
+    since: date | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.mine or bool(self.member) or self.since is not None
 
 
-def reindex_all() -> int:
-    """Empty the index and rebuild it from every repository; returns the count."""
-    session = db.session()
-    session.execute(sa.text("DELETE FROM search_entries"))
-    session.commit()
-    count = 0
-    for document in session.scalars(sa.select(Document).order_by(Document.id)).all():
-        index_document(document)
-        count += 1
-    return count
+@dataclass(frozen=True)
+class Hit:
+    document: Document
+    score: float
+    snippet: Markup
+    title_match: bool = False
+    #: The file and the heading the highlighted passage sits under.
+    path: str | None = None
+    heading: str | None = None
+
+
+@dataclass(frozen=True)
+class Results:
+    hits: list[Hit]
+    total: int
+    next_cursor: str | None
+
+
+def encode_cursor(title_match: bool, score: float, document_id: int) -> str:
+    raw = json.dumps([int(title_match), score, document_id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, float, int]:
+    """The position after which the next page starts; :class:`InvalidCursor` otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        title_match, score, document_id = json.loads(raw)
+        if title_match not in (0, 1) or not isinstance(document_id, int):
+            raise ValueError
+        return title_match, float(score), document_id
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise InvalidCursor("the cursor is malformed; start again without one") from exc
+
+
+def _readable_ids(actor: User | None, filters: Filters) -> sa.Select[Any]:
+    """Ids of the documents ``actor`` may read, narrowed by ``filters`` (a subquery)."""
+    stmt = services._visible_to(actor).with_only_columns(Document.id)  # noqa: SLF001
+    if filters.mine:
+        stmt = stmt.where(Document.owner_id == (actor.id if actor is not None else -1))
+    if filters.member:
+        person = sa.select(User.id).where(User.username == filters.member).scalar_subquery()
+        memberships = sa.select(Membership.document_id).where(Membership.user_id == person)
+        stmt = stmt.where(sa.or_(Document.owner_id == person, Document.id.in_(memberships)))
+    if filters.since is not None:
+        start = datetime(filters.since.year, filters.since.month, filters.since.day, tzinfo=UTC)
+        stmt = stmt.where(Document.updated_at >= start)
+    return stmt
 
 
 def _highlight(snippet: str | None) -> Markup:
@@ -155,58 +284,170 @@ def _highlight(snippet: str | None) -> Markup:
     return Markup(text.replace(START, "<mark>").replace(STOP, "</mark>"))
 
 
-def _offset(cursor: str | None) -> int:
-    try:
-        return max(0, int(cursor or 0))
-    except ValueError:
-        return 0
+def locate(body: str, snippet: str, outline: list[Any]) -> tuple[str | None, str | None]:
+    """The file and heading of the first highlighted passage in ``snippet``.
+
+    The snippet is a verbatim piece of the body (with marks), so finding it finds
+    the hit's offset; failing that, the first highlighted word's first occurrence.
+    """
+    if not outline or START not in snippet:
+        return None, None
+    plain = snippet.strip().strip(_ELLIPSIS).strip()
+    prefix, _, rest = plain.partition(START)
+    unmarked = prefix + rest.replace(START, "").replace(STOP, "")
+    at = body.find(unmarked)
+    if at >= 0:
+        offset = at + len(prefix)
+    else:
+        word = rest.split(STOP, 1)[0]
+        match = re.search(r"\b" + re.escape(word) + r"\b", body, re.IGNORECASE) if word else None
+        offset = match.start() if match else -1
+    if offset < 0:
+        return None, None
+    index = bisect.bisect_right([row[0] for row in outline], offset) - 1
+    if index < 0:
+        return None, None
+    _, path, heading = outline[index]
+    return path, heading
 
 
-def search(actor: User | None, q: str, limit: int = 20, cursor: str | None = None) -> Results:
-    """Documents ``actor`` may read matching ``q``, best first; ``cursor`` pages on."""
+def search(
+    actor: User | None,
+    q: str,
+    limit: int = 20,
+    cursor: str | None = None,
+    filters: Filters | None = None,
+) -> Results:
+    """Documents ``actor`` may read matching ``q``, title matches first, then by score.
+
+    ``cursor`` (from a previous page's ``next_cursor``) continues after that page's
+    last hit: keyset pagination on (title match, score, id), so pages neither skip
+    nor repeat while the ranking is stable.
+    """
     limit = max(1, min(limit, MAX_LIMIT))
-    offset = _offset(cursor)
+    after = decode_cursor(cursor) if cursor else None
+    filters = filters or Filters()
     session = db.session()
     clauses = syntax.parse(q)
-    visible = services._visible_to(actor).with_only_columns(Document.id)  # noqa: SLF001
+    readable = _readable_ids(actor, filters)
     if session.get_bind().dialect.name == "postgresql":
-        text = syntax.to_tsquery(clauses)
-        if text is None:
-            return Results([], 0, None)
-        lang = sa.literal_column(f"'{LANGUAGE}'::regconfig")
-        tsq = sa.func.to_tsquery(lang, sa.bindparam("q", text))
-        doc_id = _pg.c.document_id
-        where = sa.and_(_pg.c.tsv.op("@@")(tsq), doc_id.in_(visible))
-        score = sa.func.ts_rank(_pg.c.tsv, tsq)
-        options = f'StartSel="{START}", StopSel="{STOP}", MaxWords=30, MinWords=10'
-        snippet = sa.func.ts_headline(lang, _pg.c.body, tsq, options)
-        ranked = sa.select(doc_id, score.label("score")).where(where)
-        ranked = ranked.order_by(score.desc(), doc_id).limit(limit + 1).offset(offset).subquery()
-        page = sa.select(ranked.c.document_id, ranked.c.score, snippet).join(
-            _pg, _pg.c.document_id == ranked.c.document_id
-        )
-        page = page.order_by(ranked.c.score.desc(), ranked.c.document_id)
-        count = sa.select(sa.func.count()).select_from(_pg).where(where)
+        plan = _postgres(clauses, readable)
     else:
-        text = syntax.to_fts5(clauses)
-        if text is None:
-            return Results([], 0, None)
-        table = sa.literal_column("search_entries")
-        where = sa.and_(table.op("MATCH")(sa.bindparam("q", text)), _fts.c.rowid.in_(visible))
-        score = sa.func.bm25(table, 10.0, 1.0)
-        snippet = sa.func.snippet(table, 1, START, STOP, "…", 24)
-        page = sa.select(_fts.c.rowid, score, snippet).where(where)
-        page = page.order_by(score, _fts.c.rowid).limit(limit + 1).offset(offset)
-        count = sa.select(sa.func.count()).select_from(_fts).where(where)
-    rows = session.execute(page).all()
-    total = session.scalar(count) or 0
+        plan = _sqlite(clauses, readable)
+    if plan is None:
+        return Results([], 0, None)
+    ranked, count, snippets, params = plan
+    stmt = sa.select(ranked.c.id, ranked.c.th, ranked.c.score)
+    if after is not None:
+        th, score, last = after
+        stmt = stmt.where(
+            sa.or_(
+                ranked.c.th < th,
+                sa.and_(ranked.c.th == th, ranked.c.score < score),
+                sa.and_(ranked.c.th == th, ranked.c.score == score, ranked.c.id > last),
+            )
+        )
+    stmt = stmt.order_by(ranked.c.th.desc(), ranked.c.score.desc(), ranked.c.id).limit(limit + 1)
+    rows = session.execute(stmt, params).all()
+    total = session.scalar(count, params) or 0
     more = len(rows) > limit
     rows = rows[:limit]
-    documents = {
-        d.id: d
-        for d in session.scalars(sa.select(Document).where(Document.id.in_([r[0] for r in rows])))
+    ids = [r.id for r in rows]
+    documents = {d.id: d for d in session.scalars(sa.select(Document).where(Document.id.in_(ids)))}
+    extra = _page_details(session, snippets, params, ids)
+    hits = []
+    for r in rows:
+        if r.id not in documents:
+            continue
+        raw, path, heading = extra.get(r.id, ("", None, None))
+        hits.append(
+            Hit(documents[r.id], float(r.score), _highlight(raw), bool(r.th), path, heading)
+        )
+    next_cursor = (
+        encode_cursor(bool(rows[-1].th), float(rows[-1].score), rows[-1].id) if more else None
+    )
+    return Results(hits, total, next_cursor)
+
+
+def _page_details(
+    session: Any, snippets: sa.Select[Any], params: dict[str, Any], ids: list[int]
+) -> dict[int, tuple[str, str | None, str | None]]:
+    """Snippet, file and heading for the page's documents only."""
+    if not ids:
+        return {}
+    from app.search.models import SearchState
+
+    outlines = {
+        row.document_id: json.loads(row.outline or "[]")
+        for row in session.execute(
+            sa.select(SearchState.document_id, SearchState.outline).where(
+                SearchState.document_id.in_(ids)
+            )
+        )
     }
-    hits = [
-        Hit(documents[r[0]], abs(float(r[1])), _highlight(r[2])) for r in rows if r[0] in documents
-    ]
-    return Results(hits, total, str(offset + limit) if more else None)
+    details: dict[int, tuple[str, str | None, str | None]] = {}
+    for doc_id, raw, body in session.execute(snippets, {**params, "ids": ids}):
+        raw = raw or ""
+        path, heading = locate(body or "", raw, outlines.get(doc_id, []))
+        details[doc_id] = (raw, path, heading)
+    return details
+
+
+_entries = sa.table(
+    "search_entries",
+    sa.column("document_id"),
+    sa.column("rowid"),
+    sa.column("title"),
+    sa.column("body"),
+    sa.column("tsv"),
+    sa.column("title_tsv"),
+)
+
+
+def _postgres(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
+    text = syntax.to_tsquery(clauses)
+    if text is None:
+        return None
+    e = _entries
+    lang = sa.cast(sa.bindparam("lang"), REGCONFIG)
+    tsq = sa.func.to_tsquery(lang, sa.bindparam("q"))
+    matches = e.c.tsv.op("@@")(tsq)
+    where = sa.and_(matches, e.c.document_id.in_(readable))
+    th = sa.cast(sa.func.coalesce(e.c.title_tsv.op("@@")(tsq), sa.false()), sa.Integer)
+    score = sa.cast(sa.func.ts_rank(e.c.tsv, tsq), sa.Float)
+    ranked = (
+        sa.select(e.c.document_id.label("id"), th.label("th"), score.label("score"))
+        .where(where)
+        .subquery()
+    )
+    count = sa.select(sa.func.count()).select_from(e).where(where)
+    options = f'StartSel="{START}", StopSel="{STOP}", MaxWords=30, MinWords=12'
+    snippet = sa.func.ts_headline(lang, e.c.body, tsq, options)
+    snippets = sa.select(e.c.document_id, snippet, e.c.body).where(
+        e.c.document_id.in_(sa.bindparam("ids", expanding=True))
+    )
+    return ranked, count, snippets, {"q": text, "lang": language()}
+
+
+def _sqlite(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
+    text = syntax.to_fts5(clauses)
+    if text is None:
+        return None
+    e = _entries
+    table = sa.literal_column("search_entries")
+    matches = table.op("MATCH")(sa.bindparam("q"))
+    where = sa.and_(matches, e.c.rowid.in_(readable))
+    title_rows = sa.select(e.c.rowid).where(table.op("MATCH")(sa.bindparam("tq")))
+    th = sa.cast(e.c.rowid.in_(title_rows), sa.Integer)
+    score = -sa.func.bm25(table, 10.0, 1.0)
+    ranked = (
+        sa.select(e.c.rowid.label("id"), th.label("th"), score.label("score"))
+        .where(where)
+        .subquery()
+    )
+    count = sa.select(sa.func.count()).select_from(e).where(where)
+    snippet = sa.func.snippet(table, 1, START, STOP, _ELLIPSIS, 24)
+    snippets = sa.select(e.c.rowid, snippet, e.c.body).where(
+        matches, e.c.rowid.in_(sa.bindparam("ids", expanding=True))
+    )
+    return ranked, count, snippets, {"q": text, "tq": f"title : ({text})"}
