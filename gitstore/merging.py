@@ -22,7 +22,6 @@ import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Literal
 
 import pygit2
@@ -53,8 +52,12 @@ _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 # its own, so it anchors the merge between two edited sentences. A wrong split (say after
 # "e.g.") only moves where a conflict is cut: every conflicting sentence is retried word
 # by word, so the merged text does not depend on it.
-_SENTENCE = re.compile(r"\s+|\S(?:[^\n]*?)(?:[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s|\Z)|(?=\n)|\Z)")
-_WORD = re.compile(r"\s+|\w+|[^\w\s]")
+_SENTENCE = re.compile(
+    r"\s+|\S[^\n]*?(?:[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s|\Z)|(?=[^\S\n]*(?:\n|\Z)))"
+)
+# Words, runs of whitespace, and single punctuation marks: an edit to one word does not
+# touch the next one, however the spaces and the end of the line around them move.
+_WORD = re.compile(r"\w+|\s+|[^\w\s]")
 
 
 @dataclass(frozen=True)
@@ -234,21 +237,174 @@ def git_line_merge(base: str, ours: str, theirs: str) -> str | None:
 
 # ---------------------------------------------------------------------- the finer passes
 
+#: Above this many differences a token diff falls back to difflib: Myers' algorithm costs
+#: time proportional to the number of differences squared in pure Python.
+MAX_MYERS_DIFFERENCES = 1_000
+#: The in-place diff fills a table of len(a) × len(b) cells (after the common prefix
+#: and suffix are cut off); beyond this many it is skipped.
+MAX_REPLACEMENT_TABLE = 40_000
 
-def _matcher(junk: object, a: Sequence[str], b: Sequence[str]) -> SequenceMatcher[str]:
-    # autojunk would treat frequent tokens (spaces, "the") as junk in long hunks and
-    # lose exactly the anchors that keep two edits apart.
-    return SequenceMatcher(None, a, b, autojunk=False)
+_Block = tuple[int, int, int]
+
+
+def _myers_pairs(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]] | None:
+    """Matched index pairs of a shortest edit script (Myers 1986), or None if too costly."""
+    n, m = len(a), len(b)
+    offset = n + m + 1
+    frontier = [0] * (2 * offset + 1)  # furthest x reached on each diagonal k = x - y
+    history: list[list[int]] = []
+    for d in range(min(n + m, MAX_MYERS_DIFFERENCES) + 1):
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and frontier[offset + k - 1] < frontier[offset + k + 1]):
+                x = frontier[offset + k + 1]
+            else:
+                x = frontier[offset + k - 1] + 1
+            y = x - k
+            while x < n and y < m and a[x] == b[y]:
+                x, y = x + 1, y + 1
+            frontier[offset + k] = x
+            if x >= n and y >= m:
+                history.append(frontier[:])
+                return _backtrack(history, offset, n, m)
+        history.append(frontier[:])
+    return None
+
+
+def _backtrack(history: list[list[int]], offset: int, n: int, m: int) -> list[tuple[int, int]]:
+    pairs: list[tuple[int, int]] = []
+    x, y = n, m
+    for d in range(len(history) - 1, 0, -1):
+        before = history[d - 1]
+        k = x - y
+        if k == -d or (k != d and before[offset + k - 1] < before[offset + k + 1]):
+            prev_k = k + 1
+        else:
+            prev_k = k - 1
+        prev_x = before[offset + prev_k]
+        prev_y = prev_x - prev_k
+        mid_x, mid_y = (prev_x, prev_y + 1) if prev_k == k + 1 else (prev_x + 1, prev_y)
+        while x > mid_x and y > mid_y:
+            x, y = x - 1, y - 1
+            pairs.append((x, y))
+        x, y = prev_x, prev_y
+    while x > 0 and y > 0:
+        x, y = x - 1, y - 1
+        pairs.append((x, y))
+    pairs.reverse()
+    return pairs
+
+
+def _blocks(pairs: list[tuple[int, int]], n: int, m: int) -> list[_Block]:
+    """Matched pairs as difflib-style blocks, ending with the (n, m, 0) sentinel."""
+    out: list[_Block] = []
+    for x, y in pairs:
+        if out and out[-1][0] + out[-1][2] == x and out[-1][1] + out[-1][2] == y:
+            out[-1] = (out[-1][0], out[-1][1], out[-1][2] + 1)
+        else:
+            out.append((x, y, 1))
+    out.append((n, m, 0))
+    return out
+
+
+def _replacement_pairs(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]] | None:
+    """Matched pairs of a shortest edit script that, among all shortest ones, replaces
+    the most tokens in place (fewest insertions and deletions left over), or None when
+    ``a`` and ``b`` are too long for this quadratic table.
+
+    Costs are compared as (unmatched tokens, edits counting a replacement once), packed
+    into one integer so the table holds plain ints.
+    """
+    n, m = len(a), len(b)
+    if n * m > MAX_REPLACEMENT_TABLE:
+        return None
+    big = n + m + 1
+    indel, replace = big + 1, 2 * big + 1
+    table = [[0] * (m + 1) for _ in range(n + 1)]
+    for j in range(m + 1):
+        table[0][j] = j * indel
+    for i in range(1, n + 1):
+        row, above, token = table[i], table[i - 1], a[i - 1]
+        row[0] = i * indel
+        for j in range(1, m + 1):
+            diagonal = above[j - 1] + (0 if token == b[j - 1] else replace)
+            row[j] = min(diagonal, above[j] + indel, row[j - 1] + indel)
+    pairs: list[tuple[int, int]] = []
+    i, j = n, m
+    while i > 0 and j > 0:
+        here = table[i][j]
+        if a[i - 1] == b[j - 1] and here == table[i - 1][j - 1]:
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif here == table[i - 1][j - 1] + replace:
+            i, j = i - 1, j - 1
+        elif here == table[i - 1][j] + indel:
+            i -= 1
+        else:
+            j -= 1
+    pairs.reverse()
+    return pairs
+
+
+def token_diff(
+    a: Sequence[str], b: Sequence[str], *, from_end: bool = False, in_place: bool = False
+) -> list[_Block]:
+    """Matching blocks of a shortest edit script from ``a`` to ``b``.
+
+    A shortest script (what Git's diff computes too) keeps unchanged words matched where
+    difflib's longest-block-first heuristic can pair a repeated "the" with the wrong
+    one. ``from_end`` prefers matches near the end, so an ambiguous insertion or
+    deletion in a run of repeated tokens is placed as early as possible instead of as
+    late as possible. ``in_place`` picks, among shortest scripts, one that replaces
+    tokens where they stand (see _replacement_pairs). Past MAX_MYERS_DIFFERENCES only
+    the common prefix and suffix match: a rewrite that large is a conflict anyway.
+    """
+    n, m = len(a), len(b)
+    if from_end:
+        a, b = a[::-1], b[::-1]
+    head = 0
+    while head < n and head < m and a[head] == b[head]:
+        head += 1
+    tail = 0
+    while tail < n - head and tail < m - head and a[n - 1 - tail] == b[m - 1 - tail]:
+        tail += 1
+    middle_a, middle_b = a[head : n - tail], b[head : m - tail]
+    found = _replacement_pairs(middle_a, middle_b) if in_place else None
+    middle = found if found is not None else _myers_pairs(middle_a, middle_b) or []
+    pairs = [(i, i) for i in range(head)]
+    pairs += [(x + head, y + head) for x, y in middle]
+    pairs += [(n - tail + i, m - tail + i) for i in range(tail)]
+    if from_end:
+        pairs = [(n - 1 - x, m - 1 - y) for x, y in reversed(pairs)]
+    return _blocks(pairs, n, m)
+
+
+class _Matched:
+    """What merge3 asks of a sequence matcher: precomputed matching blocks."""
+
+    def __init__(self, blocks: list[_Block]) -> None:
+        self.blocks = blocks
+
+    def get_matching_blocks(self) -> list[_Block]:
+        return self.blocks
 
 
 _Chunk = str | tuple[str, str, str]  # clean text, or (base, ours, theirs) still conflicting
 
 
-def _merge_tokens(base: list[str], ours: list[str], theirs: list[str]) -> list[_Chunk]:
-    """merge3 over token lists: clean text and (base, ours, theirs) conflicts, in order."""
+def _regions(
+    base: list[str],
+    ours: list[str],
+    theirs: list[str],
+    ours_blocks: list[_Block],
+    theirs_blocks: list[_Block],
+) -> list[_Chunk]:
+    """merge3 over token lists with the given alignments: clean text and conflicts."""
+
+    def matcher(_junk: object, _base: Sequence[str], side: Sequence[str]) -> _Matched:
+        return _Matched(ours_blocks if side is ours else theirs_blocks)
+
     out: list[_Chunk] = []
-    merger = Merge3(base, ours, theirs, sequence_matcher=_matcher)  # type: ignore[arg-type]
-    for region in merger.merge_regions():
+    for region in Merge3(base, ours, theirs, sequence_matcher=matcher).merge_regions():  # type: ignore[arg-type]
         kind = region[0]
         if kind == "unchanged":
             out.append("".join(base[region[1] : region[2]]))
@@ -262,7 +418,205 @@ def _merge_tokens(base: list[str], ours: list[str], theirs: list[str]) -> list[_
     return out
 
 
-_Tokenizer = Callable[[str], list[str]]
+def _all_clean(chunks: list[_Chunk]) -> bool:
+    return all(isinstance(c, str) for c in chunks)
+
+
+def _merge_tokens(
+    base: list[str], ours: list[str], theirs: list[str], *, strict: bool, anchored: bool
+) -> list[_Chunk]:
+    """merge3 over token lists, trying the placements of ambiguous edits.
+
+    In a run of repeated tokens an edit has several equally short placements: deleting
+    one "the" of five can be aligned with any of them. One placement may touch the
+    other side's edit where another does not, so each side is diffed from the start
+    and from the end, and an insertion or deletion that touches the other side's edit
+    is slid along its run until it no longer does.
+
+    Placements can also merge cleanly into different texts. ``strict`` (coarse passes,
+    followed by a finer one) then gives up with one conflict, so the finer pass decides;
+    otherwise the first clean outcome wins (forward diffs first). With no clean outcome
+    the forward placement's conflicts stand.
+    """
+    outcomes: list[list[_Chunk]] = []
+    for o in _placements(base, ours, anchored=anchored):
+        for t in _placements(base, theirs, anchored=anchored):
+            first = _regions(base, ours, theirs, o, t)
+            outcomes.append(first)
+            if not _all_clean(first):
+                o_slid = _slide_apart(o, base, ours, _hunks(t))
+                t_slid = _slide_apart(t, base, theirs, _hunks(o_slid))
+                if (o_slid, t_slid) != (o, t):
+                    outcomes.append(_regions(base, ours, theirs, o_slid, t_slid))
+    clean = [chunks for chunks in outcomes if _all_clean(chunks)]
+    if not clean:
+        return outcomes[0]
+    if not strict or len({"".join(c) for c in clean}) == 1:  # type: ignore[arg-type]
+        return clean[0]
+    return _whole_conflict(base, ours, theirs)
+
+
+_Hunk = tuple[int, int, int, int]  # base[a1:a2] became side[b1:b2]
+
+
+def _hunks(blocks: list[_Block]) -> list[_Hunk]:
+    out: list[_Hunk] = []
+    x = y = 0
+    for bx, by, size in blocks:
+        if bx > x or by > y:
+            out.append((x, bx, y, by))
+        x, y = bx + size, by + size
+    return out
+
+
+def _blocks_of(hunks: list[_Hunk], n: int, m: int) -> list[_Block]:
+    out: list[_Block] = []
+    x = y = 0
+    for a1, a2, _b1, b2 in hunks:
+        if a1 > x:
+            out.append((x, y, a1 - x))
+        x, y = a2, b2
+    if n > x:
+        out.append((x, y, n - x))
+    out.append((n, m, 0))
+    return out
+
+
+def _touches(h: _Hunk, others: list[_Hunk]) -> bool:
+    """merge3 needs an unchanged token between two sides' edits, or they conflict."""
+    return any(h[0] <= o[1] and o[0] <= h[1] for o in others)
+
+
+def _positions(hunk: _Hunk, base: list[str], side: list[str], low: int, high: int) -> list[_Hunk]:
+    """Where a pure insertion or deletion can slide within the unchanged run around it."""
+    a1, a2, b1, b2 = hunk
+    seq, lo, hi = (base, a1, a2) if b1 == b2 else (side, b1, b2)
+    if (a1 == a2) == (b1 == b2):
+        return []  # a replacement, or nothing: it stays where it is
+    found: list[tuple[int, _Hunk]] = []
+    shift = 0
+    while a1 + shift - 1 >= low and seq[lo + shift - 1] == seq[hi + shift - 1]:
+        shift -= 1
+        found.append((-shift, (a1 + shift, a2 + shift, b1 + shift, b2 + shift)))
+    shift = 0
+    while a2 + shift < high and hi + shift < len(seq) and seq[hi + shift] == seq[lo + shift]:
+        shift += 1
+        found.append((shift, (a1 + shift, a2 + shift, b1 + shift, b2 + shift)))
+    return [h for _, h in sorted(found, key=lambda pair: pair[0])]
+
+
+def _slide_apart(
+    blocks: list[_Block], base: list[str], side: list[str], others: list[_Hunk]
+) -> list[_Block]:
+    """Move this side's insertions and deletions off the other side's edits where they can."""
+    hunks = _hunks(blocks)
+    for k, hunk in enumerate(hunks):
+        if not _touches(hunk, others):
+            continue
+        low = hunks[k - 1][1] if k else 0
+        high = hunks[k + 1][0] if k + 1 < len(hunks) else len(base)
+        for moved in _positions(hunk, base, side, low, high):
+            if not _touches(moved, others):
+                hunks[k] = moved
+                break
+    return _blocks_of(hunks, len(base), len(side))
+
+
+def _hunk_cost(blocks: list[_Block]) -> int:
+    """Edit cost counting a replaced token once (a shortest diff counts it twice)."""
+    cost, x, y = 0, 0, 0
+    for bx, by, size in blocks:
+        cost += max(bx - x, by - y)
+        x, y = bx + size, by + size
+    return cost
+
+
+def anchored_diff(
+    a: Sequence[str], b: Sequence[str], *, from_end: bool = False, in_place: bool = False
+) -> list[_Block]:
+    """token_diff over words and punctuation only; spaces follow the words around them.
+
+    Spaces are the most frequent token, so a diff that may match them freely pairs the
+    space after one word with the space after another and drags edits to the wrong
+    place. Here a run of whitespace matches only its counterpart right after (or
+    right before) a matched word, or at the very start or end.
+    """
+    ia = [i for i, t in enumerate(a) if not t.isspace()]
+    ib = [j for j, t in enumerate(b) if not t.isspace()]
+    partner: dict[int, int] = {}
+    for x, y, size in token_diff(
+        [a[i] for i in ia], [b[j] for j in ib], from_end=from_end, in_place=in_place
+    ):
+        for k in range(size):
+            partner[ia[x + k]] = ib[y + k]
+    taken = set(partner.values())
+    for i, token in enumerate(a):
+        if not token.isspace():
+            continue
+        options = []
+        if i - 1 in partner:
+            options.append(partner[i - 1] + 1)
+        if i + 1 in partner:
+            options.append(partner[i + 1] - 1)
+        if i == 0:
+            options.append(0)
+        if i == len(a) - 1:
+            options.append(len(b) - 1)
+        for j in options:
+            if 0 <= j < len(b) and j not in taken and b[j] == token:
+                partner[i] = j
+                taken.add(j)
+                break
+    pairs: list[tuple[int, int]] = []
+    for i in sorted(partner):
+        if not pairs or partner[i] > pairs[-1][1]:  # keep the pairs in order on both sides
+            pairs.append((i, partner[i]))
+    return _blocks(pairs, len(a), len(b))
+
+
+def _placements(base: list[str], side: list[str], *, anchored: bool) -> list[list[_Block]]:
+    """The distinct cheapest of several shortest diffs of ``base`` → ``side``.
+
+    All are shortest; of two, the one that pairs more deletions with insertions
+    (replacing "the." by "ours" in place rather than inserting "ours" at the start and
+    deleting a "the." further on) is what a writer meant.
+    """
+    differ = anchored_diff if anchored else token_diff
+    candidates = [
+        differ(base, side),
+        differ(base, side, from_end=True),
+        differ(base, side, in_place=True),
+    ]
+    best = min(_hunk_cost(c) for c in candidates)
+    out: list[list[_Block]] = []
+    for blocks in candidates:
+        if _hunk_cost(blocks) == best and blocks not in out:
+            out.append(blocks)
+    return out
+
+
+def _whole_conflict(base: list[str], ours: list[str], theirs: list[str]) -> list[_Chunk]:
+    """One conflict for the part of the hunk where the three token lists differ."""
+    head = 0
+    while (
+        head < min(len(base), len(ours), len(theirs)) and base[head] == ours[head] == theirs[head]
+    ):
+        head += 1
+    tail = 0
+    while (
+        tail < min(len(base), len(ours), len(theirs)) - head
+        and base[-1 - tail] == ours[-1 - tail] == theirs[-1 - tail]
+    ):
+        tail += 1
+
+    def middle(tokens: list[str]) -> str:
+        return "".join(tokens[head : len(tokens) - tail])
+
+    return [
+        "".join(base[:head]),
+        (middle(base), middle(ours), middle(theirs)),
+        "".join(base[len(base) - tail :]),
+    ]
 
 
 def _lines(text: str) -> list[str]:
@@ -277,26 +631,50 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def _refine(base: str, ours: str, theirs: str, passes: Sequence[_Tokenizer]) -> list[_Chunk]:
-    """Merge at the first granularity in ``passes``; retry each conflict at the next."""
-    if ours == theirs:
+def _trivial(base: str, ours: str, theirs: str) -> list[_Chunk] | None:
+    if ours == theirs or base == theirs:
         return [ours]
     if base == ours:
         return [theirs]
-    if base == theirs:
-        return [ours]
-    if not passes:
-        return [(base, ours, theirs)]
-    split, rest = passes[0], passes[1:]
+    return None
+
+
+def _merge_split(
+    base: str, ours: str, theirs: str, split: Callable[[str], list[str]], *, strict: bool
+) -> list[_Chunk]:
     tokens = split(base), split(ours), split(theirs)
     if sum(len(t) for t in tokens) > MAX_REFINE_TOKENS:
         return [(base, ours, theirs)]
+    return _merge_tokens(*tokens, strict=strict, anchored=split is not _lines)
+
+
+def _merge_prose(base: str, ours: str, theirs: str) -> list[_Chunk]:
+    """One conflicted line hunk, merged by words and by sentences.
+
+    A clean word merge wins: it is the finest and anchors on words, while sentence
+    tokens shift when an edit adds or drops a full stop (two sentences become one and
+    pair with the wrong neighbour). A clean sentence merge is used when the word merge
+    conflicts: whole unchanged sentences are anchors that a heavily rewritten hunk's
+    words may lack. Otherwise the word merge's conflicts, the smallest, are shown.
+    """
+    trivial = _trivial(base, ours, theirs)
+    if trivial is not None:
+        return trivial
+    by_word = _merge_split(base, ours, theirs, _words, strict=False)
+    if _all_clean(by_word):
+        return by_word
+    by_sentence = _merge_split(base, ours, theirs, _sentences, strict=True)
+    return by_sentence if _all_clean(by_sentence) else by_word
+
+
+def _merge_lines(base: str, ours: str, theirs: str) -> list[_Chunk]:
+    """merge3 by lines; each conflicted hunk is merged again as prose."""
+    trivial = _trivial(base, ours, theirs)
+    if trivial is not None:
+        return trivial
     out: list[_Chunk] = []
-    for chunk in _merge_tokens(*tokens):
-        if isinstance(chunk, str):
-            out.append(chunk)
-        else:
-            out.extend(_refine(*chunk, rest))
+    for chunk in _merge_split(base, ours, theirs, _lines, strict=True):
+        out.extend([chunk] if isinstance(chunk, str) else _merge_prose(*chunk))
     return out
 
 
@@ -323,7 +701,7 @@ def prose_merge(base: str, ours: str, theirs: str, *, path: str = "") -> FileMer
     For callers that already know Git's line merge conflicts (a tree merge has tried it),
     so it is not run twice.
     """
-    return _file_merge(path, _refine(base, ours, theirs, (_lines, _sentences, _words)))
+    return _file_merge(path, _merge_lines(base, ours, theirs))
 
 
 def merge_text(base: str, ours: str, theirs: str, *, path: str = "") -> FileMerge:
