@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 import logging
 import re
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -13,6 +17,7 @@ from aiosmtpd.controller import Controller
 
 from app import db
 from app.accounts.services import get_user_by_username
+from app.config import PROJECT_ROOT
 from app.documents.services import create_document, set_member
 from app.notifications.models import Notification
 from app.notifications.services import KINDS, mark_read, notify, unread_count
@@ -216,6 +221,110 @@ def test_called_after_the_callers_commit_it_commits_its_own_rows(app, smtp, team
         assert unread_count(_user("bob")) == 1
 
 
+class GatedInbox(Inbox):
+    """An SMTP server that holds every message until the test opens the gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.gate_was_open: list[bool] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        # Blocking this server's own loop is fine: it serves only this test.
+        self.gate_was_open.append(self.gate.wait(timeout=15))
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def gated_smtp(app):
+    inbox = GatedInbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    app.config["SMTP_URL"] = f"smtp://127.0.0.1:{controller.port}"
+    yield inbox
+    inbox.gate.set()
+    controller.stop()
+
+
+def _notify_and_commit(app) -> None:  # noqa: ANN001
+    with app.app_context():
+        notify(
+            [_user("bob")],
+            "review_requested",
+            actor=_user("ann"),
+            subject="Review please",
+            body="b",
+            url="/r",
+            document=_doc_by_owner("ann"),
+        )
+        db.session().commit()
+
+
+def _doc_by_owner(username: str):  # noqa: ANN202
+    from app.documents.models import Document
+
+    return db.session().query(Document).filter_by(owner_id=_user(username).id).one()
+
+
+def test_a_slow_smtp_server_never_holds_up_the_commit(app, gated_smtp, team):
+    """Sent on the caller's path, the commit would return only once the server's gate
+    timed out, and the server would record that the gate was never opened."""
+    _notify_and_commit(app)
+    gated_smtp.gate.set()  # only now may the server accept the message
+    wait_for(lambda: len(gated_smtp.messages) == 1)
+    assert gated_smtp.gate_was_open == [True]
+
+
+GEVENT_CALLER = """
+from gevent import monkey
+
+monkey.patch_all()
+import json, sys
+
+from app import create_app
+from tests.app.test_notifications import _notify_and_commit
+
+app = create_app(json.loads(sys.argv[1]))
+_notify_and_commit(app)
+print("committed", flush=True)
+import gevent
+
+gevent.wait()  # the background greenlet delivers once the test opens the gate
+print("done", flush=True)
+"""
+
+
+def _next_word(stream) -> str:  # noqa: ANN001
+    """The next line the script printed itself (its logs are JSON lines on the same stream)."""
+    for line in stream:
+        if not line.startswith("{"):
+            return line.strip()
+    return "<end of output>"
+
+
+def test_under_gevent_a_slow_smtp_server_never_holds_up_the_commit(app, gated_smtp, team):
+    config = {
+        k: str(app.config[k])
+        for k in ("DATABASE_URL", "REPOS_ROOT", "VAR_DIR", "SECRET_KEY", "SMTP_URL")
+    }
+    config.update(TESTING=True, RATELIMIT_STORAGE_URI="memory://")
+    caller = subprocess.Popen(
+        [sys.executable, "-c", GEVENT_CALLER, json.dumps(config)],
+        cwd=PROJECT_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _next_word(caller.stdout) == "committed"
+        gated_smtp.gate.set()
+        assert _next_word(caller.stdout) == "done"
+        assert caller.wait(timeout=30) == 0
+    finally:
+        caller.kill()
+    assert gated_smtp.gate_was_open == [True]
+    assert [r for r, _ in gated_smtp.messages] == [["bob@example.com"]]
+
+
 def test_smtp_down_does_not_fail_the_caller_and_is_logged(app, team, caplog):
     app.config["SMTP_URL"] = f"smtp://127.0.0.1:{free_port()}"  # nothing listens there
     with caplog.at_level(logging.ERROR, logger="app.notifications.mail"):
@@ -383,3 +492,126 @@ def test_a_stored_link_elsewhere_is_not_followed(app, team, client, accounts):
     )
     for i in ids:
         assert client.get(f"/notifications/{i}").headers["Location"] == "/notifications"
+
+
+# --- end to end: through the merge request and review routes ------------------------------
+
+MR_PATH = "/d/{slug}/merge-requests/1"
+
+
+@pytest.fixture
+def opened(app, client, team, accounts):
+    """cat (editor) edits a branch and opens merge request !1 through the web; dan is a
+    viewer. Returns signed-in clients by name; ``client`` makes them CSRF-aware."""
+    from app.documents.services import DEFAULT_FILE, create_branch, save_file
+
+    with app.app_context():
+        doc = _doc(team)
+        cat = _user("cat")
+        set_member(_user("ann"), doc, "dan", "viewer")
+        head = create_branch(cat, doc, "draft", "main")
+        save_file(
+            cat,
+            doc,
+            branch="draft",
+            path=DEFAULT_FILE,
+            content="# Field guide\n\nBirds of the coast.\n",
+            message="Birds",
+            parent=head,
+        )
+    clients = {}
+    for name in ("ann", "bob", "cat"):
+        clients[name] = app.test_client()
+        accounts.login(clients[name], name)
+    response = clients["cat"].submit(
+        f"/d/{team}/merge-requests/new",
+        {"source": "draft", "target": "main", "title": "Birds", "description": "Adds birds."},
+    )
+    assert response.status_code == 302
+    assert response.headers["Location"].endswith(MR_PATH.format(slug=team))
+    return clients
+
+
+def _mails_to(inbox: Inbox, address: str, count: int) -> list[email.message.EmailMessage]:
+    wait_for(lambda: len(inbox.to(address)) >= count)
+    return inbox.to(address)
+
+
+def _assert_links_to(message: email.message.EmailMessage, slug: str, tail: str = "") -> None:
+    assert f"https://quire.test{MR_PATH.format(slug=slug)}{tail}" in message.get_content()
+
+
+def test_review_requested_through_the_reviewers_route(app, smtp, team, opened):
+    mr = MR_PATH.format(slug=team)
+    response = opened["cat"].submit(f"{mr}/reviewers", {"username": "bob"}, page=mr)
+    assert response.status_code == 302
+    (message,) = _mails_to(smtp, "bob@example.com", 1)
+    assert message["Subject"] == "cat asked for your review on !1: Birds"
+    _assert_links_to(message, team)
+    settle()
+    assert [r for r, _ in smtp.messages] == [["bob@example.com"]]  # not the requester
+
+
+def test_changes_requested_through_the_review_route(app, smtp, team, opened):
+    mr = MR_PATH.format(slug=team)
+    response = opened["bob"].submit(f"{mr}/reviews", {"verdict": "request_changes"}, page=mr)
+    assert response.status_code == 302
+    (message,) = _mails_to(smtp, "cat@example.com", 1)
+    assert message["Subject"] == "bob requested changes on !1: Birds"
+    _assert_links_to(message, team)
+    settle()
+    assert smtp.to("bob@example.com") == []
+
+
+def test_approved_through_the_review_route(app, smtp, team, opened):
+    mr = MR_PATH.format(slug=team)
+    response = opened["bob"].submit(
+        f"{mr}/reviews", {"verdict": "approve", "body": "Lovely."}, page=mr
+    )
+    assert response.status_code == 302
+    (message,) = _mails_to(smtp, "cat@example.com", 1)
+    assert message["Subject"] == "bob approved !1: Birds"
+    assert "Lovely." in message.get_content()
+    _assert_links_to(message, team)
+
+
+def test_mentioned_through_a_comment_reaches_only_readers(app, smtp, team, opened, accounts):
+    accounts.create("eve")  # exists, but may not read the document
+    mr = MR_PATH.format(slug=team)
+    response = opened["bob"].submit(
+        f"{mr}/threads", {"body": "@dan @eve @bob does this read well?"}, page=mr
+    )
+    assert response.status_code == 302
+    (message,) = _mails_to(smtp, "dan@example.com", 1)
+    assert message["Subject"] == "bob mentioned you on !1: Birds"
+    assert "does this read well?" in message.get_content()
+    _assert_links_to(message, team, "#thread-")
+    settle()
+    assert [r for r, _ in smtp.messages] == [["dan@example.com"]]
+
+
+def test_merged_through_the_merge_route(app, smtp, team, opened):
+    mr = MR_PATH.format(slug=team)
+    assert opened["cat"].submit(f"{mr}/reviewers", {"username": "bob"}, page=mr).status_code == 302
+    assert opened["bob"].submit(f"{mr}/reviews", {"verdict": "approve"}, page=mr).status_code == 302
+    _mails_to(smtp, "cat@example.com", 1)
+    response = opened["ann"].submit(f"{mr}/merge", {"style": "merge"}, page=mr)
+    assert response.status_code == 302
+    with app.app_context():
+        from app.mergerequests.services import get_merge_request
+
+        assert get_merge_request(_doc(team), 1).state == "merged"
+    for address, count in (("cat@example.com", 2), ("bob@example.com", 2)):
+        message = _mails_to(smtp, address, count)[-1]
+        assert message["Subject"] == "ann merged !1: Birds"
+        _assert_links_to(message, team)
+    settle()
+    assert smtp.to("ann@example.com") == []  # the one who merged
+
+    # The same events are in cat's list; opening the newest goes to the request.
+    cat = opened["cat"]
+    listing = cat.get("/notifications").get_data(as_text=True)
+    assert listing.count("notification-unread") == 2
+    newest = re.search(r'data-notification="(\d+)"', listing).group(1)
+    assert cat.get(f"/notifications/{newest}").headers["Location"] == mr
+    assert _badge(cat) == 1
