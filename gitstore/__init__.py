@@ -65,8 +65,17 @@ __all__ = [
     "parse_report",
     "read_push_commands",
     "validate_pkt_stream",
+    # the branch graph and whole-tree archives
+    "ArchiveError",
+    "GraphEdge",
+    "GraphNode",
+    "GraphPage",
+    "Segment",
+    "archive",
+    "graph_layout",
 ]
 
+from .archive import ArchiveError, archive
 from .diffing import word_diff
 from .document import Document
 from .errors import (
@@ -86,6 +95,8 @@ from .errors import (
     RefNotFound,
     TagExists,
 )
+from .graph import GraphEdge, GraphNode, GraphPage, Segment
+from .graph import layout as graph_layout
 from .merging import ConflictRegion, FileMerge, MergePreview, MergeStyle, merge_text
 from .paths import normalize_path
 from .pickaxe import phrase_changes as phrase_changes

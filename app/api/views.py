@@ -327,18 +327,38 @@ def diff(slug: str):
 # --- branches -----------------------------------------------------------------------
 
 
+def _branch_error(exc: Exception) -> ApiError:
+    """A refused branch operation as a 422 with its own code (default_branch, ...)."""
+    return ApiError(422, str(exc), getattr(exc, "code", "invalid"))
+
+
 @bp.get("/documents/<slug>/branches")
 def branches(slug: str):
+    """Branches with ``ahead``/``behind`` the default branch (null for the default itself)."""
+    from app.releases import branches as branch_services
+
     document, _ = load(slug)
-    return {"branches": [serializers.branch_json(b) for b in services.repo(document).branches()]}
+    return {
+        "branches": [
+            {
+                **serializers.branch_json(row.info),
+                "ahead": row.ahead,
+                "behind": row.behind,
+                "protected": row.protected,
+            }
+            for row in branch_services.list_branches(document)
+        ]
+    }
 
 
 @bp.post("/documents/<slug>/branches")
 def create_branch(slug: str):
+    from app.releases import branches as branch_services
+
     user, document = for_write(slug, Action.CREATE_BRANCH)
     data = json_body()
     name = field(data, "name", required=True)
-    head = services.create_branch(
+    head = branch_services.create_branch(
         user, document, name, field(data, "from") or document.default_branch
     )
     info = services.repo(document).commit(head)
@@ -351,10 +371,35 @@ def create_branch(slug: str):
     return body, 201
 
 
+@bp.patch("/documents/<slug>/branches/<path:name>")
+def rename_branch(slug: str, name: str):
+    """Rename a branch: ``{"name": "<new name>"}``; answers the branch under its new name."""
+    from app.releases import branches as branch_services
+
+    user, document = for_write(slug, Action.CREATE_BRANCH)
+    new = field(json_body(), "name", required=True)
+    try:
+        new = branch_services.rename_branch(user, document, name, new)
+    except branch_services.BranchError as exc:
+        status = 409 if exc.code == "branch_exists" else 422
+        raise ApiError(status, str(exc), exc.code) from None
+    repo = services.repo(document)
+    head = repo.head(new)
+    return {
+        "name": new,
+        "head": head,
+        "is_default": False,
+        "updated_at": serializers.iso(repo.commit(head).committed_at),
+    }
+
+
 @bp.delete("/documents/<slug>/branches/<path:name>")
 def delete_branch(slug: str, name: str):
+    from app.releases import branches as branch_services
+
     user, document = for_write(slug, Action.CREATE_BRANCH)
-    if name == document.default_branch:
-        raise ApiError(422, "The default branch cannot be deleted.", "default_branch")
-    services.delete_branch(user, document, name)
+    try:
+        branch_services.delete_branch(user, document, name)
+    except branch_services.BranchError as exc:
+        raise _branch_error(exc) from None
     return Response(status=204)

@@ -616,33 +616,63 @@ def revert(document: Document, oid: str):
 @bp.route("/d/<slug>/branches", methods=["GET", "POST"])
 @document_view(Action.READ)
 def branches(document: Document):
+    from app.releases import branches as branch_services
+
     repo = _git(document)
     if request.method == "POST":
         actor = login_required()
         name = request.form.get("name", "").strip()
         try:
-            services.create_branch(
-                actor, document, name, request.form.get("from") or document.default_branch
+            branch_services.create_branch(
+                actor,
+                document,
+                name,
+                request.form.get("from", "").strip() or document.default_branch,
             )
-        except (gitstore.InvalidRefName, ValueError) as exc:
-            flash(f"Could not create the branch: {exc}", "error")
-        except gitstore.GitStoreError as exc:
+        except (gitstore.GitStoreError, ValueError) as exc:
             flash(f"Could not create the branch: {exc}", "error")
         else:
             flash(f"Branch {name} created.", "success")
         return redirect(url_for("documents.branches", slug=document.slug))
     return render_template(
-        "documents/branches.html", **_context(document, branches=repo.branches())
+        "documents/branches.html",
+        **_context(
+            document,
+            branches=branch_services.list_branches(document),
+            tags=repo.tags(),
+            can_branch=g.grant.allows(Action.CREATE_BRANCH),
+            can_protect=g.grant.allows(Action.PROTECT_BRANCH),
+        ),
     )
+
+
+@bp.post("/d/<slug>/branches/rename")
+@document_view(Action.CREATE_BRANCH)
+def rename_branch(document: Document):
+    from app.releases import branches as branch_services
+
+    actor = login_required()
+    old, new = request.form.get("name", ""), request.form.get("new_name", "")
+    try:
+        new = branch_services.rename_branch(actor, document, old, new)
+    except gitstore.RefNotFound:
+        abort(404)
+    except (branch_services.BranchError, gitstore.GitStoreError) as exc:
+        flash(f"Could not rename the branch: {exc}", "error")
+    else:
+        flash(f"Branch {old} renamed to {new}.", "success")
+    return redirect(url_for("documents.branches", slug=document.slug))
 
 
 @bp.post("/d/<slug>/branches/delete")
 @document_view(Action.CREATE_BRANCH)
 def delete_branch(document: Document):
+    from app.releases import branches as branch_services
+
     actor = login_required()
     name = request.form.get("name", "")
     try:
-        services.delete_branch(actor, document, name)
+        branch_services.delete_branch(actor, document, name)
     except (services.DocumentError, gitstore.GitStoreError) as exc:
         flash(f"Could not delete the branch: {exc}", "error")
     else:
