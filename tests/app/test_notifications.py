@@ -615,3 +615,39 @@ def test_merged_through_the_merge_route(app, smtp, team, opened):
     newest = re.search(r'data-notification="(\d+)"', listing).group(1)
     assert cat.get(f"/notifications/{newest}").headers["Location"] == mr
     assert _badge(cat) == 1
+
+
+def test_the_badge_costs_one_indexed_count_per_page_and_none_when_signed_out(
+    app, team, client, accounts
+):
+    from sqlalchemy import event, text
+
+    executed: list[tuple[str, object]] = []  # one append per statement: other threads run too
+
+    def record(conn, cursor, statement, params, *args) -> None:  # noqa: ANN001
+        executed.append((statement, params))
+
+    engine = app.extensions["quire.db"].engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        client.get("/documents")
+        assert not [s for s, _ in executed if "notifications" in s]
+        accounts.login(client, "bob")
+        executed.clear()
+        client.get("/documents")
+        touching = [(s, p) for s, p in executed if "notifications" in s]
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(touching) == 1 and "count(" in touching[0][0].lower()
+
+    # ... and that COUNT is answered from the (user_id, read_at) index.
+    count, params = touching[0]
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET enable_seqscan = off"))  # the table is tiny here
+            plan = conn.exec_driver_sql("EXPLAIN " + count, params)
+        else:
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + count, params)
+        plan_text = " ".join(str(column) for row in plan for column in row)
+        conn.rollback()
+    assert "ix_notifications_user_id_read_at" in plan_text, plan_text
