@@ -700,7 +700,15 @@ def merge(
         _delete_source(actor, mr, git, source)
     _notify_merged(actor, mr)
     _track("mr_merged", document, actor)
+    _reattach(mr)
     return new
+
+
+def _reattach(mr: MergeRequest) -> None:
+    """Keep ``mr`` usable by the caller even if a hook closed the session meanwhile."""
+    session = db.session()
+    if mr not in session:
+        session.add(mr)
 
 
 def _blocks_behind(rule: Protection | None, git: gitstore.Document, mr: MergeRequest) -> bool:
