@@ -295,6 +295,40 @@ def test_web_save_api_save_and_restore_are_found_within_seconds(app, accounts, c
     assert found("nothing") == ["Diary"]
 
 
+def test_a_merged_request_is_found_within_seconds(app, accounts, client):
+    """A merge moves the default branch through ``ref_updated`` like any other path."""
+    from app.mergerequests import services as merge_requests
+
+    accounts.create("ann")
+    slug = make(app, "ann", "Field guide", "# Cats\n\nlions\n")
+    with app.app_context():
+        document = services.get_document(slug)
+        services.create_branch(_user("ann"), document, "draft", "main")
+        services.save_file(
+            _user("ann"),
+            document,
+            branch="draft",
+            path="document.md",
+            content="# Cats\n\nlions\n\n## Small cats\n\nthe ocelot hunts at night\n",
+            message="Ocelots",
+            parent=services.repo(document).head("draft"),
+        )
+    flush(app)
+    assert titles(app, "ocelot") == []  # only the default branch is searched
+    with app.app_context():
+        document = services.get_document(slug)
+        mr = merge_requests.open_merge_request(
+            _user("ann"), document, source="draft", target="main", title="Ocelots"
+        )
+        merge_requests.merge(_user("ann"), mr, style="merge")
+
+    def found():
+        with app.app_context():
+            return [(h.document.title, h.heading) for h in search(None, "ocelot", 5, None).hits]
+
+    assert eventually(found) == [("Field guide", "Small cats")]
+
+
 def test_a_broken_index_never_fails_a_save_and_reindex_heals(
     app, accounts, client, index_table_restored
 ):
