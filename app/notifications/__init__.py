@@ -6,21 +6,39 @@ owns the rows, the settings, the pages and the nav badge.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, g
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.notifications import models as _models  # noqa: F401  (register the tables)
 
+log = logging.getLogger(__name__)
 
-def _unread_badge() -> dict[str, object]:
-    """``notifications_unread`` for templates: one COUNT per request, signed-in pages only."""
+
+def unread_for_nav() -> int | None:
+    """The signed-in user's unread count, once per request; None when nobody is signed in.
+
+    Templates call it (the nav item does), so pages and partials that never show
+    the nav never run the COUNT.
+    """
     actor = g.get("actor")
     if actor is None or g.get("via_token"):
-        return {"notifications_unread": None}
+        return None
     if "notifications_unread" not in g:
         from app.notifications.services import unread_count
 
-        g.notifications_unread = unread_count(actor)
-    return {"notifications_unread": g.notifications_unread}
+        try:
+            g.notifications_unread = unread_count(actor)
+        except SQLAlchemyError:
+            # An error page after a failed transaction must still render: no badge then.
+            log.warning("unread notifications not counted", exc_info=True)
+            g.notifications_unread = None
+    return g.notifications_unread
+
+
+def _template_globals() -> dict[str, object]:
+    return {"notifications_unread": unread_for_nav}
 
 
 def init_app(app: Flask) -> None:
@@ -32,4 +50,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     with app.app_context():
         track_writes(get_db().sessions.session_factory)
-    app.context_processor(_unread_badge)
+    app.context_processor(_template_globals)
