@@ -19,6 +19,7 @@ from app import db
 from app.accounts.models import User
 from app.auth.permissions import Action, grant_for
 from app.documents.models import Document
+from app.documents.protection import can_edit_live
 from app.documents.services import get_document
 from app.live.connection import CloseCode, Connection, Participant
 from app.live.hub import Hub, Target
@@ -33,8 +34,8 @@ sock = Sock()
 _RECEIVE_POLL_SECONDS = 2
 #: How often an open socket re-reads its actor's role: role changes reach open sockets.
 ACCESS_RECHECK_SECONDS = 4.0
-#: (document id, actor id) -> (valid until, participant or None); shared by a worker's sockets.
-_access_cache: dict[tuple[int, int | None], tuple[float, Participant | None]] = {}
+#: (document id, actor id, branch) -> (valid until, participant or None); shared by a worker's sockets.
+_access_cache: dict[tuple[int, int | None, str], tuple[float, Participant | None]] = {}
 
 
 def get_hub() -> Hub:
@@ -65,7 +66,8 @@ def authorize() -> None:
     except gitstore.GitStoreError:
         abort(404)
     participant = Participant(
-        actor_id=None if g.actor is None else g.actor.id, can_edit=grant.allows(Action.EDIT)
+        actor_id=None if g.actor is None else g.actor.id,
+        can_edit=can_edit_live(grant, document, args["branch"]),  # EDIT, then the branch rule
     )
     g.live_target = Target(
         RoomKey(document.id, args["branch"], path), document.repo_id, participant
@@ -117,7 +119,7 @@ def _still_allowed(conn: Connection, target: Target) -> bool:
     if conn.closed:
         return False
     now = time.monotonic()
-    key = (target.key.document_id, target.participant.actor_id)
+    key = (target.key.document_id, target.participant.actor_id, target.key.branch)
     cached = _access_cache.get(key)
     if cached is not None and cached[0] > now:
         current = cached[1]
@@ -139,7 +141,7 @@ def _still_allowed(conn: Connection, target: Target) -> bool:
     return True
 
 
-def _current_participant(document_id: int, actor_id: int | None) -> Participant | None:
+def _current_participant(document_id: int, actor_id: int | None, branch: str) -> Participant | None:
     """The actor's grant as the database says now (None: no read access)."""
     try:
         session = db.session()
@@ -150,6 +152,6 @@ def _current_participant(document_id: int, actor_id: int | None) -> Participant 
         grant = grant_for(actor, document)
         if not grant.allows(Action.READ):
             return None
-        return Participant(actor_id=actor_id, can_edit=grant.allows(Action.EDIT))
+        return Participant(actor_id=actor_id, can_edit=can_edit_live(grant, document, branch))
     finally:
         db.get_db().remove()

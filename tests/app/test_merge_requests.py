@@ -696,3 +696,27 @@ def test_events_table_records_actor_and_data(app: Flask, doc: str) -> None:
             "custom", "rev",
         )  # fmt: skip
         assert rows[-1].data == {"note": "x"}
+
+
+def test_live_role_of_a_rule_reaches_the_websocket_check(app: Flask, doc: str) -> None:
+    """The websocket's own authorisation asks the branch rule who may edit live."""
+    from flask import g
+
+    from app.live import views as live_views
+
+    def can_edit(username: str, branch_name: str) -> bool:
+        upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+        with app.test_request_context(f"/live/{doc}/{branch_name}/document.md", headers=upgrade):
+            g.actor, g.via_token = user(username), True
+            live_views.authorize()
+            return g.live_target.participant.can_edit
+
+    with ctx(app):
+        documents.create_branch(user("ed"), document(doc), "release", "main")
+        assert can_edit("ed", "release") and can_edit("ed", "main")
+        protection.save_rule(
+            user("mo"), document(doc), pattern="rel*", push_role="editor", live_role="maintainer"
+        )
+        assert not can_edit("ed", "release")
+        assert can_edit("mo", "release")
+        assert not can_edit("rev", "main")  # EDIT first, whatever the rule
