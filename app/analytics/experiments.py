@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -153,44 +153,28 @@ class Participant:
         )
 
 
-_BOT = re.compile(r"bot|crawl|spider|slurp|preview|fetch|monitor|curl|wget|python-", re.I)
-
-
-def is_bot(user_agent: str) -> bool:
-    """The tracking package's maintained bot list when it has one, else a short pattern."""
-    from app.analytics import tracking
-
-    check = getattr(tracking, "is_bot", None)
-    if callable(check):
-        return bool(check(user_agent))
-    return not user_agent or bool(_BOT.search(user_agent))
-
-
 def visitor_token() -> str | None:
-    """The current request's visitor token, as the tracking package knows it."""
+    """The current request's visitor token; None when the request may not be tracked."""
     from app.analytics import tracking
 
-    getter = getattr(tracking, "current_visitor_token", None) or getattr(
-        tracking, "visitor_token", None
-    )
-    if callable(getter):
-        try:
-            return getter() or None
-        except Exception:  # noqa: BLE001 - no token is a valid answer
-            return None
-    return g.get("analytics_visitor_token")
+    context = tracking.current_visit()
+    return context.visitor_token if context is not None else None
 
 
 def current_participant() -> Participant | None:
-    """Who would be enrolled by this request, or None (admins, bots, nobody known)."""
+    """Who this request would enrol, or None: site admins, and every request that may
+    not be tracked (bots, Do Not Track, opted out), since their conversions would
+    never be seen."""
+    from app.analytics import tracking
+
     actor = g.get("actor")
     if actor is not None and getattr(actor, "is_admin", False):
         return None
-    if is_bot(request.headers.get("User-Agent", "")):
+    if not tracking.request_allows_tracking():
         return None
-    if actor is not None:
-        return Participant(actor.id, visitor_token())
     token = visitor_token()
+    if actor is not None:
+        return Participant(actor.id, token)
     return Participant(None, token) if token else None
 
 

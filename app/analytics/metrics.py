@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from app.analytics import buckets
 from app.analytics.periods import Period, day_number, week_start
 
 #: The key actions the product tracks on the server (and page views from the script).
@@ -88,8 +89,8 @@ def distinct_active(session: Session, period: Period) -> int:
     return int(
         session.execute(
             text(
-                "SELECT COUNT(DISTINCT user_id) FROM analytics_active_slots"
-                " WHERE slot >= :low AND slot < :high"
+                "SELECT COUNT(*) FROM (SELECT user_id FROM analytics_active_slots"
+                " WHERE slot >= :low AND slot < :high GROUP BY user_id) x"
             ),
             {"low": low, "high": high},
         ).scalar()
@@ -99,18 +100,8 @@ def distinct_active(session: Session, period: Period) -> int:
 
 def engagement(session: Session, period: Period) -> Engagement:
     """DAU (the period's last day), WAU and MAU (the 7 and 30 days ending then)."""
-    low, high = period.slot_range
-    day = period.day_sql("slot")
-    rows = session.execute(
-        text(
-            f"SELECT {day} AS d, COUNT(DISTINCT user_id), SUM(events)"
-            " FROM analytics_active_slots WHERE slot >= :low AND slot < :high"
-            f" GROUP BY {day}"
-        ),
-        {"low": low, "high": high},
-    ).all()
-    by_day = {int(d): (int(u), int(e or 0)) for d, u, e in rows}
-    series = [(d, *by_day.get(day_number(d), (0, 0))) for d in period.days]
+    days = buckets.buckets(session, period, "day")
+    series = [(b.start, b.users, b.events) for b in days]
     return Engagement(
         dau=series[-1][1],
         wau=distinct_active(session, period.trailing(7)),
@@ -132,24 +123,15 @@ class FeatureRow:
 
 
 def feature_usage(session: Session, period: Period, grain: str = "week") -> list[FeatureRow]:
-    """Events and distinct signed-in users per feature per day, week or month, zero-filled."""
-    low, high = period.slot_range
-    bucket = period.bucket_sql("slot", grain)
-    rows = session.execute(
-        text(
-            f"SELECT {bucket} AS b, name, SUM(events),"
-            " COUNT(DISTINCT CASE WHEN user_id <> 0 THEN user_id END)"
-            " FROM analytics_feature_slots WHERE slot >= :low AND slot < :high"
-            f" GROUP BY {bucket}, name"
-        ),
-        {"low": low, "high": high},
-    ).all()
-    found = {(period.bucket_start(int(b), grain), n): (int(e), int(u)) for b, n, e, u in rows}
-    names = sorted({n for _, n in found} | set(KEY_ACTIONS))
+    """Events and distinct signed-in users per feature per day, week or month, zero-filled.
+
+    Weeks (Monday to Sunday) and months are whole calendar ones overlapping the
+    period, so that each row means the same thing whatever range is picked.
+    """
+    found = buckets.buckets(session, period, grain)
+    names = sorted({n for b in found for n in b.features} | set(KEY_ACTIONS))
     return [
-        FeatureRow(start, name, *found.get((start, name), (0, 0)))
-        for start in period.buckets(grain)
-        for name in names
+        FeatureRow(b.start, name, *b.features.get(name, (0, 0))) for b in found for name in names
     ]
 
 
@@ -171,8 +153,9 @@ def adoption(session: Session, period: Period) -> list[Adoption]:
     active = distinct_active(session, period)
     rows = session.execute(
         text(
-            "SELECT name, SUM(events), COUNT(DISTINCT CASE WHEN user_id <> 0 THEN user_id END)"
-            " FROM analytics_feature_slots WHERE slot >= :low AND slot < :high GROUP BY name"
+            "SELECT name, SUM(n), SUM(CASE WHEN user_id <> 0 THEN 1 ELSE 0 END) FROM"
+            " (SELECT name, user_id, SUM(events) AS n FROM analytics_feature_slots"
+            "  WHERE slot >= :low AND slot < :high GROUP BY name, user_id) x GROUP BY name"
         ),
         {"low": low, "high": high},
     ).all()
@@ -220,9 +203,11 @@ def retention(session: Session, period: Period) -> list[Cohort]:
     ).all()
     cells = session.execute(
         text(
-            f"SELECT {signed} AS c, {active} AS w, COUNT(DISTINCT a.user_id)"
-            f" FROM analytics_active_slots a JOIN ({users}) u ON u.id = a.user_id"
-            f" WHERE a.slot >= :low AND a.slot < :high GROUP BY {signed}, {active}"
+            "SELECT c, w, COUNT(*) FROM"
+            f" (SELECT {signed} AS c, {active} AS w, a.user_id"
+            f"  FROM analytics_active_slots a JOIN ({users}) u ON u.id = a.user_id"
+            f"  WHERE a.slot >= :low AND a.slot < :high GROUP BY {signed}, {active}, a.user_id)"
+            " x GROUP BY c, w"
         ),
         params,
     ).all()
@@ -277,33 +262,48 @@ def success(session: Session, period: Period) -> Success:
     """The product's own targets, from what people actually did in the period.
 
     A document is collaborative when two or more people committed to it
-    (``commit_made`` events name the author and the document).
+    (``commit_made`` events name the author and the document). Events name their
+    document by id (``document_id``) or by slug (``document``): both are resolved.
     """
     dialect = _dialect(session)
-    doc = prop_sql(dialect, "document_id")
-    params: dict[str, Any] = {"start": period.utc_start, "end": period.utc_end}
-    window = "time >= :start AND time < :end"
-    collaborative = {
-        str(d)
-        for (d,) in session.execute(
-            text(
-                f"SELECT {doc} AS d FROM analytics_events"
-                f" WHERE name = 'commit_made' AND {window} AND user_id IS NOT NULL"
-                f" GROUP BY {doc} HAVING COUNT(DISTINCT user_id) >= 2"
-            ),
-            params,
-        )
-        if d is not None
-    }
-    names, name_params = _in(STRUCTURE_ACTIONS, "s")
-    structured = {
-        str(d)
-        for (d,) in session.execute(
-            text(f"SELECT DISTINCT {doc} FROM analytics_events WHERE name IN {names} AND {window}"),
-            {**params, **name_params},
-        )
-        if d is not None
-    }
+    key = f"COALESCE({prop_sql(dialect, 'document_id')}, {prop_sql(dialect, 'document')})"
+    seconds = prop_sql(dialect, "seconds")
+    wanted = ("commit_made", *STRUCTURE_ACTIONS, "live_session_joined", "live_session_ended")
+    names, name_params = _in(wanted, "n")
+    rows = session.execute(
+        text(
+            "SELECT name, d, SUM(n), COUNT(*), SUM(secs) FROM"
+            f" (SELECT name, {key} AS d, user_id, COUNT(*) AS n,"
+            f"  SUM(CASE WHEN name = 'live_session_ended' THEN CAST({seconds} AS FLOAT) END)"
+            "   AS secs"
+            f"  FROM analytics_events WHERE name IN {names}"
+            "  AND time >= :start AND time < :end"
+            f"  GROUP BY name, {key}, user_id) x"
+            " GROUP BY name, d"
+        ),
+        {"start": period.utc_start, "end": period.utc_end, **name_params},
+    ).all()
+    ids = document_ids(session, {str(d) for _, d, _, _, _ in rows if d is not None})
+    authors: dict[int, int] = defaultdict(int)
+    structured: set[int] = set()
+    live_docs: set[int] = set()
+    sessions = 0
+    live_seconds = 0.0
+    for name, d, count, users, secs in rows:
+        doc = ids.get(str(d)) if d is not None else None
+        if name == "live_session_joined":
+            sessions += int(count)
+            if doc is not None:
+                live_docs.add(doc)
+        elif name == "live_session_ended":
+            live_seconds += float(secs or 0.0)
+        elif doc is None:
+            continue
+        elif name == "commit_made":
+            authors[doc] += int(users)
+        else:
+            structured.add(doc)
+    collaborative = {doc for doc, n in authors.items() if n >= 2}
     low, high = period.slot_range
     tracked = {
         n
@@ -315,29 +315,31 @@ def success(session: Session, period: Period) -> Success:
             {"low": low, "high": high},
         )
     }
-    live = session.execute(
-        text(
-            f"SELECT COUNT(*), COUNT(DISTINCT {doc}) FROM analytics_events"
-            f" WHERE name = 'live_session_joined' AND {window}"
-        ),
-        params,
-    ).one()
-    seconds = prop_sql(dialect, "seconds")
-    live_seconds = session.execute(
-        text(
-            f"SELECT SUM(CAST({seconds} AS FLOAT)) FROM analytics_events"
-            f" WHERE name = 'live_session_ended' AND {window}"
-        ),
-        params,
-    ).scalar()
     return Success(
         collaborative_documents=len(collaborative),
         structured_documents=len(collaborative & structured),
         tracked_actions=sorted(tracked & set(KEY_ACTIONS)),
-        live_sessions=int(live[0] or 0),
-        live_documents=int(live[1] or 0),
-        live_seconds=float(live_seconds or 0.0),
+        live_sessions=sessions,
+        live_documents=len(live_docs),
+        live_seconds=live_seconds,
     )
+
+
+def document_ids(session: Session, keys: set[str]) -> dict[str, int]:
+    """Document id per key, where a key is an id or a slug (current or former)."""
+    result = {k: int(k) for k in keys if k.isdigit()}
+    slugs = sorted(k for k in keys if not k.isdigit())
+    for i in range(0, len(slugs), 500):
+        marks, params = _in(slugs[i : i + 500], "s")
+        for slug, doc in session.execute(
+            text(
+                f"SELECT slug, id FROM documents WHERE slug IN {marks}"
+                f" UNION ALL SELECT old_slug, document_id FROM slug_aliases WHERE old_slug IN {marks}"
+            ),
+            params,
+        ):
+            result.setdefault(str(slug), int(doc))
+    return result
 
 
 # --- top lists ------------------------------------------------------------------------
@@ -346,20 +348,21 @@ def success(session: Session, period: Period) -> Success:
 def top_documents(session: Session, period: Period, limit: int = 20) -> list[dict[str, Any]]:
     """The most opened documents: opens, distinct readers, and the document's title."""
     dialect = _dialect(session)
-    doc = prop_sql(dialect, "document_id")
+    key = f"COALESCE({prop_sql(dialect, 'document_id')}, {prop_sql(dialect, 'document')})"
     rows = session.execute(
         text(
-            f"SELECT {doc} AS d, COUNT(*) AS opens, COUNT(DISTINCT user_id)"
-            " FROM analytics_events WHERE name = 'document_opened'"
-            " AND time >= :start AND time < :end"
-            f" GROUP BY {doc} ORDER BY opens DESC LIMIT :limit"
+            "SELECT d, SUM(n) AS opens, SUM(CASE WHEN user_id IS NULL THEN 0 ELSE 1 END) FROM"
+            f" (SELECT {key} AS d, user_id, COUNT(*) AS n FROM analytics_events"
+            "  WHERE name = 'document_opened' AND time >= :start AND time < :end"
+            f"  GROUP BY {key}, user_id) x"
+            " GROUP BY d ORDER BY opens DESC, d LIMIT :limit"
         ),
         {"start": period.utc_start, "end": period.utc_end, "limit": limit},
     ).all()
-    ids = [int(d) for d, _, _ in rows if d is not None and str(d).isdigit()]
+    ids = document_ids(session, {str(d) for d, _, _ in rows if d is not None})
     titles: dict[int, tuple[str, str]] = {}
     if ids:
-        marks, id_params = _in([str(i) for i in ids], "d")
+        marks, id_params = _in(sorted({str(i) for i in ids.values()}), "i")
         for i, slug, title in session.execute(
             text(f"SELECT id, slug, title FROM documents WHERE CAST(id AS TEXT) IN {marks}"),
             id_params,
@@ -367,11 +370,12 @@ def top_documents(session: Session, period: Period, limit: int = 20) -> list[dic
             titles[int(i)] = (slug, title)
     result = []
     for d, opens, readers in rows:
-        key = int(d) if d is not None and str(d).isdigit() else None
-        slug, title = titles.get(key, ("", "(deleted document)")) if key else ("", "(unknown)")
+        doc = ids.get(str(d)) if d is not None else None
+        slug, title = titles.get(doc, ("", "(deleted document)")) if doc else ("", "(unknown)")
         result.append(
-            {"document_id": key, "slug": slug, "title": title, "opens": opens, "readers": readers}
-        )
+            {"document_id": doc, "slug": slug, "title": title, "opens": int(opens),
+             "readers": int(readers)}
+        )  # fmt: skip
     return result
 
 
@@ -479,14 +483,6 @@ def sign_ups(session: Session, period: Period) -> int:
     )
 
 
-def event_total(session: Session, period: Period) -> int:
-    low, high = period.slot_range
-    return int(
-        session.execute(
-            text(
-                "SELECT SUM(events) FROM analytics_feature_slots WHERE slot >= :low AND slot < :high"
-            ),
-            {"low": low, "high": high},
-        ).scalar()
-        or 0
-    )
+def event_total(engagement: Engagement) -> int:
+    """Every event of the period (signed in or not), from the daily buckets."""
+    return sum(events for _, _, events in engagement.series)

@@ -155,7 +155,7 @@ class Period:
         if grain == "month":
             starts = [(d - EPOCH).days for d in self.month_starts()[1:]]
             if not starts:
-                return "0"
+                return f"({slot_column} * 0)"  # a bare 0 would mean "column 0" in GROUP BY
             cases = " ".join(f"WHEN {day} < {s} THEN {i}" for i, s in enumerate(starts))
             return f"(CASE {cases} ELSE {len(starts)} END)"
         raise PeriodError(f"grain must be one of {', '.join(GRAINS)}")

@@ -53,7 +53,8 @@ class ActiveSlot(Base):
 
 
 class FeatureSlot(Base):
-    """Events of one name in one slot by one user (``user_id`` 0: not signed in)."""
+    """Events of one name in one slot by one user (``user_id`` 0: not signed in, or a
+    page view, which is counted without its viewer)."""
 
     __tablename__ = "analytics_feature_slots"
 
@@ -61,6 +62,21 @@ class FeatureSlot(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     events: Mapped[int] = mapped_column(Integer)
+
+
+class BucketCount(Base):
+    """Distinct users and events of one closed local day, week or month (``name`` ''
+    means any activity). Filled by :mod:`app.analytics.buckets`, invalidated here."""
+
+    __tablename__ = "analytics_bucket_counts"
+
+    zone: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)
+    bucket: Mapped[date] = mapped_column(Date, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    users: Mapped[int] = mapped_column(Integer)
+    events: Mapped[int] = mapped_column(BigInteger)
+    slot_hi: Mapped[int] = mapped_column(Integer, index=True)
 
 
 class StorageSample(Base):
@@ -147,12 +163,28 @@ def refresh(session: Session, *, lag_seconds: float = 0.0, check_every: float = 
         session.rollback()
         return 0
     _roll(session, dialect, low, high)
+    # Buckets that end after the oldest new event were counted without it.
+    oldest = session.execute(
+        text(
+            f"SELECT MIN({slot_sql(dialect, 'time')}) FROM analytics_events"
+            " WHERE id > :low AND id <= :high"
+        ),
+        {"low": low, "high": high},
+    ).scalar()
+    if oldest is not None:
+        session.execute(
+            text("DELETE FROM analytics_bucket_counts WHERE slot_hi > :oldest"),
+            {"oldest": int(oldest)},
+        )
     session.commit()
     return count
 
 
 def _roll(session: Session, dialect: str, low: int, high: int) -> None:
     slot = slot_sql(dialect, "time")
+    # Page views are counted, not attributed: they are half of all events, and who
+    # viewed pages is already in the active slots.
+    user = "CASE WHEN name = 'page_view' THEN 0 ELSE COALESCE(user_id, 0) END"
     params = {"low": low, "high": high}
     session.execute(
         text(
@@ -168,9 +200,9 @@ def _roll(session: Session, dialect: str, low: int, high: int) -> None:
     session.execute(
         text(
             "INSERT INTO analytics_feature_slots (slot, name, user_id, events)"
-            f" SELECT {slot} AS s, name, COALESCE(user_id, 0) AS u, COUNT(*)"
+            f" SELECT {slot} AS s, name, {user} AS u, COUNT(*)"
             " FROM analytics_events WHERE id > :low AND id <= :high"
-            f" GROUP BY {slot}, name, COALESCE(user_id, 0)"
+            f" GROUP BY {slot}, name, {user}"
             " ON CONFLICT (slot, name, user_id) DO UPDATE"
             " SET events = analytics_feature_slots.events + excluded.events"
         ),
@@ -206,10 +238,20 @@ def _lost_events(session: Session) -> bool:
     return int(present or 0) < state.rolled_events
 
 
+def watermark(session: Session) -> int:
+    """The last event id the rollups include (0 before the first refresh)."""
+    value = session.execute(
+        text("SELECT last_event_id FROM analytics_rollup_state WHERE name = :name"),
+        {"name": STATE_NAME},
+    ).scalar()
+    return int(value or 0)
+
+
 def rebuild(session: Session) -> int:
     """Forget every rollup row and read all events again (after deletions)."""
     session.execute(text("DELETE FROM analytics_active_slots"))
     session.execute(text("DELETE FROM analytics_feature_slots"))
+    session.execute(text("DELETE FROM analytics_bucket_counts"))
     session.execute(text("DELETE FROM analytics_rollup_state"))
     session.commit()
     return refresh(session, check_every=float("inf"))

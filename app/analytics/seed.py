@@ -19,11 +19,14 @@ import itertools
 import json
 import random
 import secrets
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import click
+from flask.cli import with_appcontext
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -135,6 +138,12 @@ def seed(
                 membership_rows.append((doc[0], member[0], rng.choice(ROLES), doc[7]))
     membership_rows = list({(m[0], m[1]): m for m in membership_rows}.values())
     slugs = {d[0]: d[2] for d in doc_rows}
+    # People mostly work on their own documents and those they are members of.
+    docs_of: dict[int, list[int]] = defaultdict(list)
+    for doc in doc_rows:
+        docs_of[doc[4]].append(doc[0])
+    for doc_id, member_id, _, _ in membership_rows:
+        docs_of[member_id].append(doc_id)
     doc_ids = [d[0] for d in doc_rows]
 
     progress(f"{len(user_rows)} users, {len(doc_rows)} documents")
@@ -170,7 +179,8 @@ def seed(
              device[0], moment, moment)
         )  # fmt: skip
         length = min(events - len(event_rows), max(1, int(rng.expovariate(1 / 7))))
-        doc = rng.choice(doc_ids)
+        own = docs_of.get(uid) if uid is not None else None
+        doc = rng.choice(own) if own and rng.random() < 0.85 else rng.choice(doc_ids)
         for _ in range(length):
             moment += timedelta(seconds=rng.expovariate(1 / 90))
             if moment >= end:
@@ -289,3 +299,30 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return value
+
+
+@click.command("seed")
+@click.option("--events", default=1_000_000, show_default=True, help="Events to create.")
+@click.option("--users", default=5_000, show_default=True, help="People to create.")
+@click.option("--days", default=90, show_default=True, help="Days of history, ending now.")
+@click.option("--seed", "random_seed", default=1, show_default=True, help="Random seed.")
+@with_appcontext
+def seed_command(events: int, users: int, days: int, random_seed: int) -> None:
+    """Create a synthetic history of use (users, documents, visits, events)."""
+    from app import db
+
+    if events < 1 or users < 1 or days < 1:
+        raise click.BadParameter("events, users and days must be positive")
+    report = seed(
+        db.get_db().engine,
+        events=events,
+        users=users,
+        days=days,
+        random_seed=random_seed,
+        progress=click.echo,
+    )
+    click.echo(
+        f"seeded {report.users} users, {report.documents} documents, {report.visits} visits, "
+        f"{report.events} events, {report.assignments} experiment participants "
+        f"in {report.seconds:.1f} s"
+    )

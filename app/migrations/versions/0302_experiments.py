@@ -5,6 +5,8 @@ up) and experiment, so a variant never changes under someone's feet. The rollup
 tables hold events per quarter-hour slot (epoch seconds // 900) and user: every
 IANA time zone's day starts on a quarter-hour, so local days, weeks and months
 are exact sums of slots, and the dashboard never rescans a million events.
+Bucket counts keep the distinct users and events of each closed local day, week
+and month per time zone; new events invalidate the buckets they fall into.
 
 Revision ID: 0302_experiments
 Revises: 0301_analytics
@@ -70,6 +72,17 @@ def upgrade() -> None:
         sa.Column("events", sa.Integer(), nullable=False),
     )
     op.create_table(
+        "analytics_bucket_counts",
+        sa.Column("zone", sa.String(64), primary_key=True),
+        sa.Column("grain", sa.String(8), primary_key=True),
+        sa.Column("bucket", sa.Date(), primary_key=True),
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("users", sa.Integer(), nullable=False),
+        sa.Column("events", sa.BigInteger(), nullable=False),
+        sa.Column("slot_hi", sa.Integer(), nullable=False),
+    )
+    op.create_index("ix_analytics_bucket_counts_slot_hi", "analytics_bucket_counts", ["slot_hi"])
+    op.create_table(
         "analytics_storage_samples",
         sa.Column("day", sa.Date(), primary_key=True),
         sa.Column("bytes", sa.BigInteger(), nullable=False),
@@ -79,6 +92,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("analytics_storage_samples")
+    op.drop_index("ix_analytics_bucket_counts_slot_hi", table_name="analytics_bucket_counts")
+    op.drop_table("analytics_bucket_counts")
     op.drop_table("analytics_feature_slots")
     op.drop_index("ix_analytics_active_slots_user", table_name="analytics_active_slots")
     op.drop_table("analytics_active_slots")
