@@ -95,10 +95,16 @@ class GraphPage:
 
 @dataclass
 class _Slot:
-    """A lane waiting for ``oid``; ``origins`` are where its lines start on the row above."""
+    """A lane waiting for ``oid``; ``origins`` are where its lines start on the row above.
+
+    A reserved slot (``started`` False) holds a lane for a commit before any line
+    leads to it: the default branch's head keeps lane 0 even when other branches
+    have newer commits, and nothing is drawn in the lane above that head.
+    """
 
     oid: str
     origins: list[tuple[int, EdgeKind]]
+    started: bool = True
 
 
 class _Lanes:
@@ -144,7 +150,7 @@ class _Lanes:
             if slot.oid == oid:
                 self.slots[index] = None
             else:
-                slot.origins = [(index, "pass")]
+                slot.origins = [(index, "pass")] if slot.started else []
         while len(self.slots) <= lane:
             self.slots.append(None)
         edges = []
@@ -155,12 +161,17 @@ class _Lanes:
                 # Another line already waits for this parent further right: bring it
                 # here, so a branch's first-parent line keeps its lane (main stays 0).
                 moved = self.slots[target]
+                assert moved is not None
                 self.slots[target] = None
-                moved.origins.append((lane, kind))  # type: ignore[union-attr]
+                moved.origins.append((lane, kind))
+                moved.started = True
                 self.slots[lane] = moved
                 target = lane
             elif target is not None:
-                self.slots[target].origins.append((lane, kind))  # type: ignore[union-attr]
+                slot = self.slots[target]
+                assert slot is not None
+                slot.origins.append((lane, kind))
+                slot.started = True
             else:
                 target = lane if position == 0 and self.slots[lane] is None else self._free()
                 self.slots[target] = _Slot(parent, [(lane, kind)])
@@ -168,6 +179,10 @@ class _Lanes:
         while self.slots and self.slots[-1] is None:
             self.slots.pop()
         return tuple(edges)
+
+    def reserve(self, oid: str) -> None:
+        """Keep the next free lane for ``oid`` until the walk reaches it."""
+        self.slots[self._free()] = _Slot(oid, [], started=False)
 
     def outgoing(self) -> tuple[Segment, ...]:
         """Lines that leave the last row towards commits not yet placed."""
@@ -220,9 +235,11 @@ def layout(document: Document, *, offset: int = 0, limit: int = 200) -> GraphPag
     widest = 0
     if heads:
         walker = repo.walk(None, SortMode.TOPOLOGICAL | SortMode.TIME)
-        # Push the default branch first so that, at equal times, its line is lane 0.
-        for oid in sorted(heads, key=lambda o: default not in branches.get(o, [])):
+        for oid in heads:
             walker.push(oid)
+        default_head = next((o for o, names in branches.items() if default in names), None)
+        if default_head is not None:
+            state.reserve(default_head)  # the default branch's line is always lane 0
         for row, commit in enumerate(walker):
             oid = str(commit.id)
             parents = tuple(str(p) for p in commit.parent_ids)

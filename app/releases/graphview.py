@@ -33,7 +33,8 @@ def _colour(lane: int) -> str:
 def _path(seg: Segment, y_top: float, y_bottom: float) -> str:
     """A vertical line, or a curve from one lane to another between two rows."""
     x1, x2 = _x(seg.start), _x(seg.end)
-    lane = seg.end if seg.kind == "pass" or seg.start == seg.end else max(seg.start, seg.end)
+    # A line keeps its lane's colour as it moves over; a new edge takes the branch's.
+    lane = seg.start if seg.kind == "pass" else max(seg.start, seg.end)
     dash = ' stroke-dasharray="4 3"' if seg.kind == "merge" else ""
     if x1 == x2:
         d = f"M{x1:g} {y_top:g}V{y_bottom:g}"

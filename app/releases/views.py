@@ -237,9 +237,7 @@ def history_counts_style(counts: dict[str, int]) -> Markup:
         if not oid.isalnum():
             continue
         label = f"{count} comment{'s' if count != 1 else ''}"
-        rules.append(
-            f'.history-item:has(#to-{oid}) .history-actions::before{{content:"💬 {label}"}}'
-        )
+        rules.append(f'.history-item:has(#to-{oid}) .history-actions::before{{content:"{label}"}}')
     return Markup("<style>" + "".join(rules) + "</style>") if rules else Markup("")
 
 

@@ -125,3 +125,18 @@ def test_pages_keep_lanes_and_carry_lines_across(doc: Document, merged_history) 
 def test_page_size_is_bounded(doc: Document) -> None:
     assert layout(doc, limit=10**9).limit == MAX_GRAPH_PAGE
     assert layout(doc, limit=0).limit == 1
+
+
+def test_default_branch_keeps_lane_zero(doc: Document) -> None:
+    _commit(doc, "main", "m\n", "main work")
+    doc.create_branch("newer", "main")
+    newer = _commit(doc, "newer", "n\n", "newer work")  # the newest commit of all
+    page = layout(doc)
+    top, main_head = page.nodes[0], page.nodes[1]
+    assert top.commit.oid == newer and top.branches == ("newer",)
+    assert main_head.branches == ("main",) and main_head.lane == 0
+    assert top.lane == 1
+    # Nothing is drawn in lane 0 above the default branch's head; newer joins it there.
+    assert top.incoming == ()
+    assert main_head.incoming == (Segment(1, 0, "parent"),)
+    assert {n.lane for n in page.nodes[1:]} == {0}
