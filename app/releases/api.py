@@ -150,6 +150,21 @@ extend(
         },
         _BRANCH: {
             **_API_PATHS.get(_BRANCH, {}),
+            "delete": _op(
+                "Delete a branch (never the default branch or a protected one)",
+                {
+                    "204": {"description": "Deleted."},
+                    "401": ERR_401,
+                    "403": ERR_403,
+                    "404": ERR_404,
+                    "422": _error(
+                        "The default branch (default_branch) or a protected branch "
+                        "(protected_branch) cannot be deleted."
+                    ),
+                },
+                params=[SLUG, _p("name", "Branch name (may contain '/').")],
+                auth=True,
+            ),
             "patch": _op(
                 "Rename a branch",
                 {

@@ -198,7 +198,11 @@ class Download:
 
 
 def _file_stem(document: Document, tag: str) -> str:
-    return f"{document.slug}-{tag.replace('/', '-')}"
+    """``<slug>-<tag>`` with only characters safe in a Content-Disposition filename.
+
+    Git allows quotes and other odd characters in tag names made outside Quire.
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{document.slug}-{tag}").strip("-.") or "release"
 
 
 def markdown_download(document: Document, tag: str) -> Download:
