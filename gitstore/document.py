@@ -330,8 +330,10 @@ class Document:
         """Like write(), but if the branch moved since ``parent``, merge instead of failing.
 
         The merge is three-way: base = ``parent``, ours = the branch head, theirs =
-        ``parent`` + ``changes``. A clean result is committed on top of the head (single
-        parent, so history stays linear); otherwise MergeConflict lists both versions.
+        ``parent`` + ``changes``, and prose-aware like a branch merge (two edits to
+        different sentences of one paragraph both land). A clean result is committed on
+        top of the head (single parent, so history stays linear); otherwise
+        MergeConflict lists both versions.
         """
         refname = _branch_ref(branch)
         changes = validate_changes(changes)
@@ -349,10 +351,16 @@ class Document:
             else:
                 head_commit = self.repo[head]
                 with translate():
-                    index = self.repo.merge_trees(parent_commit.tree, head_commit.tree, theirs)  # type: ignore[union-attr]
-                if index.conflicts is not None:
-                    raise MergeConflict(self._conflicts(index))
-                tree, merged = index.write_tree(self.repo), True
+                    result = merge_trees(
+                        self.repo,
+                        parent_commit.tree,
+                        head_commit.tree,  # type: ignore[union-attr]
+                        self.repo[theirs],  # type: ignore[arg-type]
+                    )
+                if result.conflicts:
+                    raise MergeConflict(self._conflict_files(list(result.conflicts.values())))
+                with translate():
+                    tree, merged = result.index.write_tree(self.repo), True
                 if tree == head_commit.tree_id:  # type: ignore[union-attr]
                     raise NothingToCommit("changes already present on the branch")
             try:
@@ -783,7 +791,7 @@ class Document:
         merged = self._tree_merge(base, target_oid, source_oid)
         with translate():
             tree, unresolved = resolve_tree(self.repo, merged, resolutions)
-        if unresolved:
+        if unresolved or tree is None:
             raise MergeConflict(self._conflict_files(unresolved))
         if style == "squash" and tree == self.repo[target_oid].tree_id:  # type: ignore[union-attr]
             raise NothingToCommit("the squashed changes are already on the target")

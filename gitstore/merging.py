@@ -3,16 +3,18 @@ value types a merge preview is made of.
 
 Why not stop at Git's line merge: a paragraph of prose is usually one long line, so two
 people editing different sentences of the same paragraph conflict in Git (and in every
-forge built on it). Here each conflicted line hunk is merged again, sentence by sentence
-and then word by word; only changes that really overlap are left for a person to resolve.
+forge built on it). Here each conflicted line hunk is merged again by words and by
+sentences; only changes that really overlap are left for a person to resolve.
 
 Why Git's own line merge first: when Git merges a file cleanly, people expect exactly
 Git's result (what ``git merge`` on a clone would give), so the line pass *is* libgit2's
 ``merge_file`` (the same xdiff code as ``git merge-file``); the finer passes run only
 where Git gives up. Those use merge3 (Breezy's three-way merge over any sequence) on
-lines, sentences and word tokens.
+lines, then on word and sentence tokens, aligned by our own shortest diffs: merge3's
+default matcher (difflib) pairs repeated spaces and full stops with the wrong ones.
 
-Nothing here touches a document's repository: these are pure functions of three texts.
+Text merges are pure functions of three texts; the tree merge at the end works on a
+repository's objects but never moves a ref.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ MergeStyle = Literal["merge", "squash", "ff"]
 Pick = Literal["ours", "theirs", "both", "edit"]
 _PICKS = ("ours", "theirs", "both", "edit")
 
-#: A finer pass is skipped when a conflicted hunk has more tokens than this: difflib
-#: without autojunk is quadratic in the worst case, and such a hunk is a rewrite anyway.
+#: A finer pass is skipped when a conflicted hunk has more tokens than this: the token
+#: diffs are pure Python, and a hunk that large is a rewrite anyway.
 MAX_REFINE_TOKENS = 20_000
 
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
@@ -58,6 +60,7 @@ _SENTENCE = re.compile(
 # Words, runs of whitespace, and single punctuation marks: an edit to one word does not
 # touch the next one, however the spaces and the end of the line around them move.
 _WORD = re.compile(r"\w+|\s+|[^\w\s]")
+_HAS_WORD = re.compile(r"\w")
 
 
 @dataclass(frozen=True)
@@ -237,8 +240,8 @@ def git_line_merge(base: str, ours: str, theirs: str) -> str | None:
 
 # ---------------------------------------------------------------------- the finer passes
 
-#: Above this many differences a token diff falls back to difflib: Myers' algorithm costs
-#: time proportional to the number of differences squared in pure Python.
+#: Above this many differences a token diff gives up and matches only the common prefix
+#: and suffix: Myers' algorithm costs time proportional to the differences squared.
 MAX_MYERS_DIFFERENCES = 1_000
 #: The in-place diff fills a table of len(a) × len(b) cells (after the common prefix
 #: and suffix are cut off); beyond this many it is skipped.
@@ -264,23 +267,23 @@ def _myers_pairs(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]] | 
                 x, y = x + 1, y + 1
             frontier[offset + k] = x
             if x >= n and y >= m:
-                history.append(frontier[:])
-                return _backtrack(history, offset, n, m)
-        history.append(frontier[:])
+                history.append(frontier[offset - d - 1 : offset + d + 2])
+                return _backtrack(history, n, m)
+        # Only diagonals -d-1 .. d+1 can matter for step d + 1 or for the way back.
+        history.append(frontier[offset - d - 1 : offset + d + 2])
     return None
 
 
-def _backtrack(history: list[list[int]], offset: int, n: int, m: int) -> list[tuple[int, int]]:
+def _backtrack(history: list[list[int]], n: int, m: int) -> list[tuple[int, int]]:
+    """Walk Myers' frontiers back from (n, m); ``history[d][k + d + 1]`` is diagonal k."""
     pairs: list[tuple[int, int]] = []
     x, y = n, m
     for d in range(len(history) - 1, 0, -1):
-        before = history[d - 1]
+        before = history[d - 1]  # diagonal k sits at index k + d
         k = x - y
-        if k == -d or (k != d and before[offset + k - 1] < before[offset + k + 1]):
-            prev_k = k + 1
-        else:
-            prev_k = k - 1
-        prev_x = before[offset + prev_k]
+        down = k == -d or (k != d and before[k - 1 + d] < before[k + 1 + d])
+        prev_k = k + 1 if down else k - 1
+        prev_x = before[prev_k + d]
         prev_y = prev_x - prev_k
         mid_x, mid_y = (prev_x, prev_y + 1) if prev_k == k + 1 else (prev_x + 1, prev_y)
         while x > mid_x and y > mid_y:
@@ -531,18 +534,24 @@ def _hunk_cost(blocks: list[_Block]) -> int:
     return cost
 
 
+def _is_anchor(token: str) -> bool:
+    """Words (and sentences) anchor a diff; spaces and punctuation only follow them."""
+    return _HAS_WORD.search(token) is not None
+
+
 def anchored_diff(
     a: Sequence[str], b: Sequence[str], *, from_end: bool = False, in_place: bool = False
 ) -> list[_Block]:
-    """token_diff over words and punctuation only; spaces follow the words around them.
+    """token_diff over words only; spaces and punctuation follow the words around them.
 
-    Spaces are the most frequent token, so a diff that may match them freely pairs the
-    space after one word with the space after another and drags edits to the wrong
-    place. Here a run of whitespace matches only its counterpart right after (or
-    right before) a matched word, or at the very start or end.
+    Spaces and full stops are the most frequent tokens, so a diff that may match them
+    freely pairs the full stop after one word with the one after another, ties with
+    the alignment that keeps the words, and drags edits to the wrong place. Here a
+    space or punctuation mark matches only as the continuation of a matched word's
+    neighbourhood (right after or right before it), or at the very start or end.
     """
-    ia = [i for i, t in enumerate(a) if not t.isspace()]
-    ib = [j for j, t in enumerate(b) if not t.isspace()]
+    ia = [i for i, t in enumerate(a) if _is_anchor(t)]
+    ib = [j for j, t in enumerate(b) if _is_anchor(t)]
     partner: dict[int, int] = {}
     for x, y, size in token_diff(
         [a[i] for i in ia], [b[j] for j in ib], from_end=from_end, in_place=in_place
@@ -550,23 +559,22 @@ def anchored_diff(
         for k in range(size):
             partner[ia[x + k]] = ib[y + k]
     taken = set(partner.values())
-    for i, token in enumerate(a):
-        if not token.isspace():
-            continue
-        options = []
+
+    def pair(i: int, j: int) -> None:
+        free = i not in partner and j not in taken and 0 <= j < len(b)
+        if free and a[i] == b[j] and not _is_anchor(a[i]):
+            partner[i] = j
+            taken.add(j)
+
+    if a and b:
+        pair(0, 0)
+        pair(len(a) - 1, len(b) - 1)
+    for i in range(1, len(a)):  # runs continuing after a match
         if i - 1 in partner:
-            options.append(partner[i - 1] + 1)
+            pair(i, partner[i - 1] + 1)
+    for i in range(len(a) - 2, -1, -1):  # and runs leading up to one
         if i + 1 in partner:
-            options.append(partner[i + 1] - 1)
-        if i == 0:
-            options.append(0)
-        if i == len(a) - 1:
-            options.append(len(b) - 1)
-        for j in options:
-            if 0 <= j < len(b) and j not in taken and b[j] == token:
-                partner[i] = j
-                taken.add(j)
-                break
+            pair(i, partner[i + 1] - 1)
     pairs: list[tuple[int, int]] = []
     for i in sorted(partner):
         if not pairs or partner[i] > pairs[-1][1]:  # keep the pairs in order on both sides
@@ -854,11 +862,11 @@ def merge_trees(
 
 def resolve_tree(
     repo: pygit2.Repository, merge: TreeMerge, resolutions: Mapping[str, Resolution]
-) -> tuple[pygit2.Oid, list[TreeConflict]]:
+) -> tuple[pygit2.Oid | None, list[TreeConflict]]:
     """Write the merged tree with ``resolutions`` (path → final text, bytes, or None to delete).
 
-    Returns the tree and the conflicts left without a resolution (the caller refuses to
-    commit while there are any). A resolution for a path with no conflict is a
+    Returns the tree, or None and the conflicts left without a resolution (the caller
+    refuses to commit while there are any). A resolution for a path with no conflict is a
     ValueError: it would silently overwrite a clean merge.
     """
     stray = sorted(set(resolutions) - set(merge.conflicts))
@@ -866,7 +874,7 @@ def resolve_tree(
         raise ValueError(f"no conflict to resolve in {stray[0]!r}")
     unresolved = [c for p, c in merge.conflicts.items() if p not in resolutions]
     if unresolved:
-        return pygit2.Oid(hex="0" * 40), unresolved
+        return None, unresolved
     for path, value in resolutions.items():
         if value is not None and not isinstance(value, (str, bytes)):
             raise ValueError(f"resolution for {path!r} must be text, bytes or None")

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gitstore import merge_text
@@ -103,8 +103,14 @@ def _disjoint_edits(draw: st.DrawFn) -> tuple[list[str], dict[int, str], dict[in
 
     An edit maps a word index to its replacement: a new word, "" (delete the word) or
     "word NEW" (insert a word after it).
+
+    Words repeat, but never twice in a row: in "the the the" nothing in the texts says
+    which "the" one side deleted, so whether that touches the other side's edit is a
+    guess (Git has the same ambiguity with repeated lines).
     """
-    words = draw(st.lists(st.sampled_from(_VOCAB), min_size=4, max_size=40))
+    drawn = draw(st.lists(st.sampled_from(_VOCAB), min_size=4, max_size=40))
+    words = [w for i, w in enumerate(drawn) if i == 0 or w != drawn[i - 1]]
+    assume(len(words) >= 4)
     # Sentence ends give the sentence pass something to split on.
     words = [w + "." if draw(st.integers(0, 5)) == 0 else w for w in words]
     positions = draw(st.lists(st.integers(0, len(words) - 1), unique=True, max_size=8))
@@ -138,11 +144,12 @@ def test_disjoint_word_edits_merge_cleanly(case) -> None:
     result = merge_text(base, _apply(words, ours), _apply(words, theirs))
     assert result.clean, result.conflicts
     expected = _apply(words, {**ours, **theirs})
-    if len(set(words)) == len(words):
+    if len({w.rstrip(".") for w in words}) == len(words):
         assert result.text == expected
     else:
-        # Deleting one "the" of a run of "the"s gives the same text wherever it was
-        # deleted, so the merge may place it elsewhere: same words, same counts.
+        # With a word used twice, "cat dog cat" minus one "cat" reads the same whichever
+        # was deleted, so the merge may place a deletion elsewhere: the same words, in
+        # the same numbers.
         assert sorted(result.text.split()) == sorted(expected.split())
 
 

@@ -555,3 +555,46 @@ def test_renamed_branch_is_what_git_sees(doc, author, tmp_path) -> None:
     doc.rename_branch("draft", "final")
     heads = _git("for-each-ref", "--format=%(refname)", "refs/heads", cwd=doc.path).stdout.split()
     assert heads == ["refs/heads/final", "refs/heads/main"]
+
+
+# ---------------------------------------------------------------- save() uses the same merge
+
+
+def test_stale_save_merges_different_sentences_of_one_paragraph(doc, author, other) -> None:
+    base = doc.write(
+        "main", [Put("document.md", PARAGRAPH)], parent=doc.head("main"), author=author, message="p"
+    )
+    theirs = doc.write(
+        "main", [Put("document.md", THEIRS_SENTENCE)], parent=base, author=other, message="t"
+    )
+    result = doc.save(
+        "main", [Put("document.md", OURS_SENTENCE)], parent=base, author=author, message="mine"
+    )
+    assert result.merged and doc.commit(result.commit).parents == (theirs,)
+    text = doc.read("document.md", "main").text
+    assert "in its own Git repository." in text and "approve or reject changes" in text
+
+
+def test_stale_save_still_conflicts_on_the_same_word(doc, author, other) -> None:
+    base = doc.write(
+        "main", [Put("document.md", PARAGRAPH)], parent=doc.head("main"), author=author, message="p"
+    )
+    theirs = doc.write(
+        "main",
+        [Put("document.md", PARAGRAPH.replace("Writers", "Authors"))],
+        parent=base,
+        author=other,
+        message="t",
+    )
+    with pytest.raises(MergeConflict) as refused:
+        doc.save(
+            "main",
+            [Put("document.md", PARAGRAPH.replace("Writers", "Editors"))],
+            parent=base,
+            author=author,
+            message="mine",
+        )
+    [conflict] = refused.value.conflicts
+    assert b"Authors" in conflict.ours and b"Editors" in conflict.theirs
+    assert conflict.base == PARAGRAPH.encode()
+    assert doc.head("main") == theirs
