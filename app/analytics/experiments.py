@@ -157,7 +157,11 @@ def visitor_token() -> str | None:
     """The current request's visitor token; None when the request may not be tracked."""
     from app.analytics import tracking
 
-    context = tracking.current_visit()
+    try:
+        context = tracking.current_visit()
+    except Exception:  # noqa: BLE001 - no token is a valid answer
+        log.warning("could not read the visitor token", exc_info=True)
+        return None
     return context.visitor_token if context is not None else None
 
 
