@@ -14,6 +14,7 @@ from typing import Any
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     flash,
     g,
@@ -84,14 +85,18 @@ def _wants_json() -> bool:
     )
 
 
-def _back(mr: MergeRequest, anchor: str = "") -> Any:
-    """Redirect to ``next`` when it is a page of this merge request, else to its overview."""
+def _next_page(mr: MergeRequest) -> str:
+    """``next`` when it is a page of this merge request (never elsewhere), else its overview."""
     base = reviews.mr_url(mr)
     target = request.form.get("next", "") or request.args.get("next", "")
-    if not (target == base or target.startswith(base + "/") or target.startswith(base + "?")):
+    inside = target == base or target.startswith((base + "/", base + "?"))
+    if not inside or ".." in target or "\\" in target:
         target = base
-    target = target.split("#", 1)[0]
-    return redirect(target + (f"#{anchor}" if anchor else ""))
+    return target.split("#", 1)[0]
+
+
+def _back(mr: MergeRequest, anchor: str = "") -> Any:
+    return redirect(_next_page(mr) + (f"#{anchor}" if anchor else ""))
 
 
 def _error(mr: MergeRequest, message: str, status: int = 400) -> Any:
@@ -103,7 +108,13 @@ def _error(mr: MergeRequest, message: str, status: int = 400) -> Any:
 
 def _thread_html(mr: MergeRequest, document: Document, thread: ReviewThread) -> str:
     return render_template(
-        "mergerequests/_thread.html", thread=thread, mr=mr, document=document, grant=g.grant
+        "mergerequests/_thread.html",
+        thread=thread,
+        mr=mr,
+        document=document,
+        grant=g.grant,
+        keep_open=True,
+        here=_next_page(mr),
     )
 
 
@@ -408,8 +419,31 @@ def _event_text(event: MergeRequestEvent) -> str:
     return _EVENT_TEXT.get(event.kind, event.kind.replace("_", " "))
 
 
+def _ensure_script(response: Response) -> Response:
+    """Give every merge request page the review script, even one without a review partial.
+
+    The changes tab shows diff lines (which the script gives comment buttons) but may
+    include none of the review partials when no thread exists yet. A page that already
+    called :func:`_script_tag` is left alone.
+    """
+    if (
+        g.get("review_script_sent")
+        or request.blueprint != "mergerequests"
+        or response.status_code != 200
+        or response.mimetype != "text/html"
+        or response.direct_passthrough
+    ):
+        return response
+    body = response.get_data(as_text=True)
+    at = body.rfind("</body>")
+    if at != -1:
+        response.set_data(body[:at] + str(_script_tag()) + body[at:])
+    return response
+
+
 def init_app(app: Flask) -> None:
     """Expose the helpers the review partials call from the merge request pages."""
+    app.after_request(_ensure_script)
     app.add_template_global(render_comment, "review_markdown")
     app.add_template_global(reviews.conversation, "review_conversation")
     app.add_template_global(_thread_mr, "review_thread_mr")

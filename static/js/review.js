@@ -228,7 +228,8 @@
         onThread(data);
         updateSummary(data);
       });
-    }).catch(function () {
+    }).catch(function (err) {
+      if (window.console) console.error("review.js", err);
       buttons.forEach(function (b) { b.disabled = false; });
       HTMLFormElement.prototype.submit.call(form);
     });

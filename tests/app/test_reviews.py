@@ -581,3 +581,21 @@ def test_public_document_anonymous_reads_but_cannot_comment(
     assert stan.submit(mr.base + "/threads", {"body": "spam"}, page=mr.base).status_code == 403
     with app.app_context():
         assert db.session().scalars(select(ReviewThread)).all() == []
+
+
+def test_review_script_reaches_every_merge_request_page_once(
+    app: Flask, accounts, mr: Setup
+) -> None:
+    rita = _login(app, accounts, "rita")
+    # No thread yet: the changes tab includes no review partial, the script comes anyway.
+    for url in (mr.base + "/changes", mr.base):
+        assert rita.get(url).get_data(as_text=True).count("js/review.js") == 1, url
+    thread = _comment(
+        rita, mr, "Hi", path="document.md", side="new", line_start=3, next=mr.base + "/changes"
+    )
+    changes = rita.get(mr.base + "/changes").get_data(as_text=True)
+    assert changes.count("js/review.js") == 1 and f'id="thread-{thread["id"]}"' in changes
+    # The thread sent back to the script sends its own forms back to the page it is on.
+    assert f'name="next" value="{mr.base}/changes"' in thread["html"]
+    # A page that is not about merge requests gets nothing.
+    assert "js/review.js" not in rita.get(f"/d/{mr.slug}").get_data(as_text=True)
