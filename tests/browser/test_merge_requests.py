@@ -179,6 +179,7 @@ def open_merge_request(page: Page, slug: str, source: str, title: str, descripti
         "link", name="Merge requests"
     ).click()
     page.get_by_role("link", name="New merge request").click()
+    assert_labelled(page)
     page.get_by_label("Source branch").select_option(source)
     page.get_by_label("Target branch").select_option("main")
     page.get_by_label("Title").fill(title)
@@ -187,6 +188,18 @@ def open_merge_request(page: Page, slug: str, source: str, title: str, descripti
     expect(page.locator(".flash-success")).to_contain_text("opened")
     expect(page.locator(".mr-title-text")).to_have_text(title)
     return int(re.search(r"/merge-requests/(\d+)$", page.url).group(1))
+
+
+UNLABELLED_FIELDS_JS = """() => Array.from(document.querySelectorAll('input, textarea, select'))
+  .filter((el) => el.type !== 'hidden')
+  .filter((el) => !Array.from(el.labels || []).some((l) => l.textContent.trim() !== '')
+    && !(el.getAttribute('aria-label') || '').trim())
+  .map((el) => el.outerHTML)"""
+
+
+def assert_labelled(page: Page) -> None:
+    """Every field of the page has a label (the forms work with a screen reader)."""
+    assert page.evaluate(UNLABELLED_FIELDS_JS) == [], page.url
 
 
 def mr_url(slug: str, number: int, tab: str = "") -> str:
@@ -236,6 +249,7 @@ def test_review_and_merge_in_three_styles(
     form.get_by_label("Block merging while threads are unresolved").check()
     form.get_by_role("button", name="Add rule").click()
     expect(ada.locator(".flash-success")).to_have_text("Protection rule saved.")
+    assert_labelled(ada)
     expect(ada.locator("details.protection-rule summary")).to_contain_text("1 approval")
 
     # A branch, an edit, a merge request.
@@ -264,9 +278,15 @@ def test_review_and_merge_in_three_styles(
     expect(bob.locator("#review-panel [data-reviewer='bob'] .verdict")).to_have_text(
         "requested changes"
     )
+    bob.goto(mr_url(slug, first, "changes") + "?view=split")
+    expect(bob.locator("section.review-thread")).to_have_count(1)
+    bob.screenshot(path=str(tmp_path / "changes-split.png"), full_page=True)
     ada.reload()
+    ada.screenshot(path=str(tmp_path / "overview-blocked.png"), full_page=True)
     assert reason(ada) == "needs_approvals"
     expect(ada.locator(".merge-reason")).to_contain_text("asked for changes")
+    expect(ada.get_by_role("button", name="Merge", exact=True)).to_be_disabled()
+    assert_labelled(ada)
 
     # ada pushes the fix with git.
     work = tmp_path / "work"
@@ -276,7 +296,7 @@ def test_review_and_merge_in_three_styles(
     git("commit", "-q", "-am", "Tuesday, not Monday", cwd=work)
     git("push", "-q", "origin", "monday", cwd=work)
     fixed = git("rev-parse", "HEAD", cwd=work).strip()
-    bob.reload()
+    bob.goto(mr_url(slug, first))
     expect(bob.locator(".mr-header")).to_have_attribute("data-head", fixed)
     expect(bob.locator(".timeline-pushed")).to_contain_text("pushed")
 
@@ -311,6 +331,11 @@ def test_review_and_merge_in_three_styles(
     ]
     approve(bob, slug, third)
     fast = merge(ada, slug, third, "Fast-forward")
+    ada.goto(f"/d/{slug}/merge-requests?state=merged")
+    expect(ada.locator("li.mr-item")).to_have_count(3)
+    ada.screenshot(path=str(tmp_path / "list.png"), full_page=True)
+    ada.goto(mr_url(slug, first))
+    ada.screenshot(path=str(tmp_path / "overview-merged.png"), full_page=True)
     assert appendix_head.startswith(fast)
 
     # A fresh clone: ff on top of the squash on top of the merge commit.
@@ -364,6 +389,8 @@ def test_conflict_resolved_in_the_browser(
     region.get_by_label("Your text for conflict 1 in document.md").fill(resolution)
     target_head = server.api("GET", f"/documents/{slug}/branches", token)["branches"][0]["head"]
     source_head = server.api("GET", f"/documents/{slug}/merge-requests/{number}", token)["head"]
+    ada.screenshot(path=str(tmp_path / "conflicts.png"), full_page=True)
+    assert_labelled(ada)
     ada.get_by_role("button", name="Resolve and merge").click()
     expect(ada.locator(".flash-success")).to_contain_text("Conflicts resolved; merged into main")
     merged = ada.locator(".merge-commit").inner_text()
