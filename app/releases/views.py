@@ -131,7 +131,7 @@ def _refs_signature(repo: gitstore.Document) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _graph_page(
     repo_path: str, refs: tuple[tuple[str, str], ...], offset: int, limit: int, base: str
 ) -> tuple[GraphPage, Markup]:
