@@ -651,3 +651,28 @@ def test_the_badge_costs_one_indexed_count_per_page_and_none_when_signed_out(
         plan_text = " ".join(str(column) for row in plan for column in row)
         conn.rollback()
     assert "ix_notifications_user_id_read_at" in plan_text, plan_text
+
+
+def test_mentioned_in_an_annotation_through_its_route(app, smtp, team, client, accounts):
+    """Annotations notify after their own commit: the rows must still be stored."""
+    from app.documents.services import repo
+
+    accounts.create("eve")
+    with app.app_context():
+        doc = _doc(team)
+        set_member(_user("ann"), doc, "dan", "viewer")
+        head = repo(doc).head("main")
+    accounts.login(client, "bob")
+    response = client.submit(
+        f"/d/{team}/commit/{head}/annotations",
+        {"body": "@dan @eve is this the right date?"},
+        page=f"/d/{team}/commit/{head}",
+    )
+    assert response.status_code == 302
+    (message,) = _mails_to(smtp, "dan@example.com", 1)
+    assert "bob mentioned you" in message["Subject"]
+    assert f"/d/{team}/commit/{head}" in message.get_content()
+    settle()
+    assert [r for r, _ in smtp.messages] == [["dan@example.com"]]
+    with app.app_context():
+        assert unread_count(_user("dan")) == 1
