@@ -3,7 +3,8 @@
 A release created through the web form (signed in with a password, CSRF token and
 all) is an annotated tag in a ``git clone``, with the notes as its message, and the
 ``.zip`` the releases page offers holds exactly what ``git archive --format=zip`` of
-the clone's tag holds. Tags pushed with git show up on the releases page.
+the clone's tag holds. Tags pushed with git show up on the releases page. Chromium
+checks what only a browser can: the graph's nodes sit on their table rows.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import urllib.parse
 import urllib.request
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from tests.interop.conftest import PASSWORD
 
@@ -134,3 +137,73 @@ def test_tags_pushed_with_git_appear_on_the_releases_page(server, git, tmp_path:
     assert 'id="release-light"' in html and "Lightweight tag" in html
     status, _, data = browser.get(f"/d/{slug}/releases/v2.0/archive.zip")
     assert status == 200 and _zip_files(data) == {"document.md": b"# Pushed Tags\n"}
+
+
+@pytest.mark.browser
+def test_in_chromium_release_graph_and_comments(server, git, tmp_path: Path) -> None:
+    """A real browser: tag a release, read the graph (nodes in step with the table), comment."""
+    from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, require_browser
+
+    require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    server.user(OWNER)
+    slug = server.document(OWNER, "Graph In Browser")
+    work = tmp_path / "work"
+    git("clone", "-q", server.url(slug, OWNER), str(work))
+    git("checkout", "-q", "-b", "draft", cwd=work)
+    for i in range(3):
+        (work / "draft.md").write_text(f"draft {i}\n")
+        git("add", "draft.md", cwd=work)
+        git("commit", "-q", "-m", f"Draft {i}", cwd=work)
+    git("checkout", "-q", "main", cwd=work)
+    (work / "document.md").write_text("# Graph In Browser\n\nMain work.\n")
+    git("commit", "-q", "-am", "Main work", cwd=work)
+    git("merge", "-q", "--no-ff", "-m", "Merge draft", "draft", cwd=work)
+    git("push", "-q", "origin", "main", "draft", cwd=work)
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = chromium.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{server.base_url}/login")
+            page.fill("#login", OWNER)
+            page.fill("#password", PASSWORD)
+            page.click("form button[type=submit]")
+            page.goto(f"{server.base_url}/d/{slug}/releases")
+            page.fill("#tag", "v1.0")
+            page.fill("#notes", "Merged the **draft**.")
+            page.click("#new-release button[type=submit]")
+            expect(page.locator(".flash")).to_contain_text("Release v1.0 created.")
+            expect(page.locator("#release-v1\\.0 .release-notes strong")).to_have_text("draft")
+
+            page.goto(f"{server.base_url}/d/{slug}/graph")
+            nodes = page.locator("svg.branch-graph circle.graph-node")
+            rows = page.locator("tr.graph-row")
+            expect(nodes).to_have_count(6)  # create, 3 drafts, main work, merge
+            expect(rows).to_have_count(6)
+            expect(page.locator("svg.branch-graph circle.graph-merge")).to_have_count(1)
+            for index in range(6):
+                node, row = nodes.nth(index).bounding_box(), rows.nth(index).bounding_box()
+                assert node and row
+                node_middle = node["y"] + node["height"] / 2
+                row_middle = row["y"] + row["height"] / 2
+                assert abs(node_middle - row_middle) <= 3, (index, node, row)
+            labels = page.locator("svg.branch-graph .graph-label text").all_text_contents()
+            assert {"main", "draft", "v1.0"} <= set(labels)
+            unlabelled = page.evaluate(
+                """() => Array.from(document.querySelectorAll('a.graph-link'))
+                    .filter((a) => !(a.getAttribute('aria-label') || '').trim()).length"""
+            )
+            assert unlabelled == 0
+            # A node is a link to its version; comment there.
+            page.locator("a.graph-link").first.click()
+            expect(page).to_have_url(re.compile(rf"/d/{slug}/commit/[0-9a-f]{{40}}$"))
+            expect(page.locator("h2").first).to_have_text("Merge draft")
+            page.fill("#annotation-body", "Ship *this* one.")
+            page.click(".annotation-new button[type=submit]")
+            expect(page.locator(".annotation-body em")).to_have_text("this")
+            page.goto(f"{server.base_url}/d/{slug}/history")
+            expect(page.locator(".annotation-count")).to_have_text("1 comment")
+        finally:
+            chromium.close()
