@@ -42,6 +42,7 @@ from app.mergerequests.models import (
     MergeRequest,
     MergeRequestEvent,
     MergeSettings,
+    Review,
     ReviewRequest,
 )
 from app.rendering.markdown import render_markdown
@@ -817,16 +818,17 @@ def _track(name: str, document: Document, actor: User) -> None:
 
 
 def _notify_merged(actor: User, mr: MergeRequest) -> None:
-    """Tell the author and the requested reviewers (never the person who merged)."""
+    """Tell the author and the reviewers, requested or not (never the person who merged)."""
     try:
         from app.notifications.services import notify
     except ImportError:
         return
     session = db.session()
-    reviewer_ids = session.scalars(
+    requested = session.scalars(
         select(ReviewRequest.reviewer_id).where(ReviewRequest.merge_request_id == mr.id)
     )
-    ids = {mr.author_id, *reviewer_ids} - {actor.id}
+    reviewed = session.scalars(select(Review.reviewer_id).where(Review.merge_request_id == mr.id))
+    ids = {mr.author_id, *requested, *reviewed} - {actor.id}
     recipients = [u for u in (session.get(User, i) for i in sorted(ids)) if u is not None]
     if not recipients:
         return

@@ -720,3 +720,18 @@ def test_live_role_of_a_rule_reaches_the_websocket_check(app: Flask, doc: str) -
         assert not can_edit("ed", "release")
         assert can_edit("mo", "release")
         assert not can_edit("rev", "main")  # EDIT first, whatever the rule
+
+
+def test_merged_notifies_author_and_reviewers_not_the_merger(app: Flask, doc: str) -> None:
+    from app.notifications.models import Notification
+
+    with ctx(app):
+        branch(doc, "topic", BASE.replace("Friday", "Monday"))
+        n = open_mr(doc, "topic")
+        reviews.request_review(user("ed"), get(doc, n), user("rev2"))
+        reviews.submit_review(user("rev"), get(doc, n), "approved")
+        services.merge(user("mo"), get(doc, n))
+        rows = db.session().query(Notification).filter_by(kind="merged").all()
+        assert {r.user_id for r in rows} == {user(x).id for x in ("ed", "rev", "rev2")}
+        assert all(r.subject.endswith(f"merged !{n}: Take topic") for r in rows)
+        assert all(r.url == f"/d/{doc}/merge-requests/{n}" for r in rows)
