@@ -13,6 +13,7 @@ import contextlib
 from dataclasses import dataclass
 
 import gitstore
+from app import analytics
 from app.accounts.models import User
 from app.activity.services import record_ref_updates
 from app.auth.permissions import Action, require
@@ -67,8 +68,6 @@ def create_branch(actor: User, document: Document, name: str, from_ref: str) -> 
     record_ref_updates(
         document, actor, [(BRANCH_PREFIX + name, gitstore.ZERO_OID, head)], source="web"
     )
-    from app import analytics
-
     analytics.track("branch_created", {"document": document.slug}, user=actor)
     return head
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import gitstore
+from app import analytics
 from app.accounts.models import User
 from app.activity.services import record_ref_updates
 from app.auth.permissions import Action, require
@@ -155,11 +156,10 @@ def create_release(actor: User, document: Document, tag: str, ref: str, notes: s
         ) from None
     tag_object = str(repo.repo.references[refname].target)
     record_ref_updates(document, actor, [(refname, gitstore.ZERO_OID, tag_object)], source="web")
-    from app import analytics
-
     analytics.track("release_tagged", {"document": document.slug}, user=actor)
     release = get_release(document, tag)
-    assert release is not None  # just created
+    if release is None:  # a site admin deleted it in the meantime
+        raise gitstore.RefNotFound(f"no such release: {tag!r}")
     return release
 
 
@@ -168,7 +168,10 @@ def delete_release(actor: User, document: Document, tag: str, *, confirm: str) -
     require(actor, Action.DELETE_RELEASE, document)
     repo = documents.repo(document)
     refname = TAG_PREFIX + tag
-    ref = repo.repo.references.get(refname) if is_valid_ref_name(tag) else None
+    # Look the name up among the repository's own tags: tags pushed or made outside
+    # Quire may use characters our naming rule refuses, and can still be deleted.
+    known = any(t.name == tag for t in repo.tags())
+    ref = repo.repo.references.get(refname) if known else None
     if ref is None:
         raise gitstore.RefNotFound(f"no such release: {tag!r}")
     if confirm.strip() != tag:

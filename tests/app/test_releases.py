@@ -396,3 +396,18 @@ def test_edit_and_delete_rights(app: Flask, client, accounts, team) -> None:
     assert client.submit(delete_url, {}, page=page).status_code == 302
     assert _ids(app) == []
     assert client.submit(delete_url, {}, page=page).status_code == 404
+
+
+def test_tags_with_names_quire_would_refuse(app: Flask, client, accounts, team) -> None:
+    """Git allows a quote in a tag name; such a tag downloads safely and can be deleted."""
+    slug = team
+    repo = _repo(app)
+    repo.repo.create_reference('refs/tags/odd"name', repo.head("main"))
+    _as(client, accounts, "vic")
+    md = client.get(f"/d/{slug}/releases/odd%22name/download.md")
+    assert md.status_code == 200
+    assert md.headers["Content-Disposition"] == 'attachment; filename="plans-odd-name.md"'
+    admin = accounts.token("root")
+    url = f"{API}/documents/{slug}/releases/odd%22name"
+    assert client.delete(url, headers=auth(admin)).status_code == 204
+    assert repo.repo.references.get('refs/tags/odd"name') is None
