@@ -107,7 +107,11 @@ def _notify(
             messages.append(mail.Message(person.email, subject, email_body(body, link)))
     mail.queue(session, messages)
     if not joins_caller:
-        session.commit()
+        try:
+            session.commit()
+        except Exception:
+            session.rollback()  # leave the caller a usable session (nothing of theirs was pending)
+            raise
 
 
 def _audience(
