@@ -110,7 +110,8 @@ def list_requests(slug: str):
     state = request.args.get("state") or "open"
     if state not in (*STATES, "all"):
         raise ApiError(400, "'state' is open, merged, closed or all.", "bad_request")
-    mine = request.args.get("author") == "me"
+    author = request.args.get("author") or None
+    mine = author == "me"
     review = request.args.get("reviewer") == "me"
     if (mine or review) and actor() is None:
         raise ApiError(401, "Send a token to filter by 'me'.")
@@ -120,6 +121,7 @@ def list_requests(slug: str):
         state=state,
         authored=mine,
         review_requested=review,
+        author=None if mine else author,
         limit=int_arg("limit", 50, 1, 100),
         offset=int_arg("offset", 0, 0, None),
     )
@@ -264,7 +266,7 @@ _PATHS = {
                 _q(
                     "state", "open (default), merged, closed or all.", {"enum": [*STATES, "all"]}
                 ),  # fmt: skip
-                _q("author", "'me': only the caller's requests.", {"enum": ["me"]}),
+                _q("author", "'me' for the caller's own requests, or a username."),
                 _q(
                     "reviewer",
                     "'me': only requests awaiting the caller's review.",

@@ -289,16 +289,24 @@ def list_merge_requests(
     state: str = "open",
     authored: bool = False,
     review_requested: bool = False,
+    author: str | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Listing:
-    """Requests of one document, newest first; ``state`` may be 'all'."""
+    """Requests of one document, newest first; ``state`` may be 'all'.
+
+    ``authored`` and ``review_requested`` narrow to the actor's own requests or those
+    awaiting their review; ``author`` to one person's (by username, as @mentions link).
+    """
     require(actor, Action.READ, document)
     if state not in (*STATES, "all"):
         raise MergeRequestError("The state is open, merged, closed or all.")
     query = select(MergeRequest).where(MergeRequest.document_id == document.id)
     if authored:
         query = query.where(MergeRequest.author_id == (actor.id if actor else -1))
+    if author:
+        by_name = select(User.id).where(func.lower(User.username) == author.strip().lower())
+        query = query.where(MergeRequest.author_id.in_(by_name))
     if review_requested:
         requested = select(ReviewRequest.merge_request_id).where(
             ReviewRequest.reviewer_id == (actor.id if actor else -1)

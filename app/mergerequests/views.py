@@ -102,12 +102,13 @@ def index(document: Document):
         state = "open"
     mine = request.args.get("mine") == "1" and g.actor is not None
     review = request.args.get("review") == "1" and g.actor is not None
+    author = request.args.get("author", "")[:40] or None
     listing = services.list_merge_requests(
-        g.actor, document, state=state, authored=mine, review_requested=review
+        g.actor, document, state=state, authored=mine, review_requested=review, author=author
     )
     return render_template(
         "mergerequests/list.html",
-        **_context(document, listing=listing, state=state, mine=mine, review=review),
+        **_context(document, listing=listing, state=state, mine=mine, review=review, author=author),
     )
 
 

@@ -545,6 +545,8 @@ def test_pages_list_open_show_and_filter(app: Flask, client, accounts, doc) -> N
     assert "Monday" in mine and "Take other" not in mine
     review = client.get(f"/d/{doc}/merge-requests?review=1").get_data(as_text=True)
     assert "Take other" in review and ">Monday<" not in review
+    by_mo = client.get(f"/d/{doc}/merge-requests?author=MO").get_data(as_text=True)
+    assert "Take other" in by_mo and ">Monday<" not in by_mo and "Requests by" in by_mo
 
     commits = client.get(f"/d/{doc}/merge-requests/1/commits").get_data(as_text=True)
     assert "edit topic" in commits

@@ -85,6 +85,8 @@ def test_open_get_list_shapes(client, tokens, doc) -> None:
     mine = call(client, "GET", f"/documents/{doc}/merge-requests?author=me", tokens["ed"]).json
     assert [m["number"] for m in mine["merge_requests"]] == [1]
     assert mine["counts"]["open"] == 1
+    by_mo = call(client, "GET", f"/documents/{doc}/merge-requests?author=mo", tokens["vi"]).json
+    assert [m["number"] for m in by_mo["merge_requests"]] == [2]
     none = call(client, "GET", f"/documents/{doc}/merge-requests?state=merged", tokens["ed"]).json
     assert none["merge_requests"] == []
     bad = call(client, "GET", f"/documents/{doc}/merge-requests?state=odd", tokens["ed"])
