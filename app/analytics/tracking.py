@@ -471,17 +471,19 @@ def _start_visit() -> VisitContext:
             visitor = secrets.token_urlsafe(24)
         context = VisitContext(visit, visitor, set_cookies=True)
     actor = g.get("actor")
+    # IP and user agent always (a visit whose row is missing is re-created from any
+    # hit); where the visit came from only on its first request.
     hit = Hit(
         visit_token=context.visit_token,
         visitor_token=visitor,
         user_id=None if actor is None else actor.id,
         time=now,
+        ip=masked if config.get("ANALYTICS_MASK_IP", True) else remote,
+        user_agent=user_agent or None,
     )
     if new_visit:
         referrer = request.referrer[:MAX_TEXT] if request.referrer else None
         domain = urlsplit(referrer).hostname if referrer else None
-        hit.ip = masked if config.get("ANALYTICS_MASK_IP", True) else remote
-        hit.user_agent = user_agent or None
         hit.referrer = referrer
         hit.referring_domain = (
             domain[:255] if domain and domain != request.host.split(":")[0] else None

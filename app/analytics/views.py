@@ -28,6 +28,7 @@ from flask import (
 from app import db
 from app.accounts.views import login_required
 from app.analytics import privacy, tracking
+from app.extensions import limiter
 
 bp = Blueprint("analytics_tracking", __name__)
 
@@ -37,6 +38,8 @@ MAX_BEACON_BYTES = 8 * 1024
 CLIENT_EVENTS = frozenset({"page_view"})
 MAX_BEACON_EVENTS = 20
 MAX_SECONDS_ON_PAGE = 24 * 3600
+#: One beacon per page left: a person stays far below this; a flood cannot fill the queue.
+BEACON_RATE_LIMIT = "120 per minute"
 
 
 class BeaconError(ValueError):
@@ -44,6 +47,7 @@ class BeaconError(ValueError):
 
 
 @bp.post("/a/events")
+@limiter.limit(BEACON_RATE_LIMIT)
 def beacon() -> Response:
     if not _same_origin():
         abort(403)

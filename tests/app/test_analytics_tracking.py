@@ -508,3 +508,16 @@ def test_live_sessions_and_live_commits_are_recorded_by_the_server(server, agent
         ended["seconds"] >= 0
         and ended["document_id"] == by_name["document_created"][1]["document_id"]
     )
+
+
+def test_a_beacon_flood_is_cut_off(app: Flask, browser) -> None:
+    from app.analytics.views import BEACON_RATE_LIMIT
+
+    limit = int(BEACON_RATE_LIMIT.split()[0])
+    view = json.dumps({"name": "page_view", "properties": {"path": "/"}})
+    statuses = [
+        browser.post("/a/events", data=view, headers={"Origin": "http://localhost"}).status_code
+        for _ in range(limit + 1)
+    ]
+    assert statuses[:limit] == [204] * limit and statuses[-1] == 429
+    assert len(_rows(app, Event)) == limit
