@@ -327,7 +327,7 @@ def add_reviewer(slug: str, number: int):
     username = request.form.get("username", "").strip().lstrip("@")
     reviewer = get_user_by_username(username) if username else None
     if reviewer is None or not grant_for(reviewer, mr.document).allows(Action.READ):
-        reviews._may_manage_reviewers(g.actor, mr)  # strangers learn nothing about users
+        reviews.require_reviewer_manager(g.actor, mr)  # strangers learn nothing about users
         return _error(mr, f"No reviewer called {username!r} can see this document.")
     try:
         reviews.request_review(g.actor, mr, reviewer)
@@ -362,29 +362,45 @@ def _thread_mr(thread: ReviewThread) -> MergeRequest:
     return mr
 
 
-def _review_permissions(mr: MergeRequest, grant: Grant | None = None) -> dict[str, Any]:
+def _grant(mr: MergeRequest) -> Grant:
+    """The actor's grant on the request's document, computed once per request."""
+    cache: dict[int, Grant] = g.setdefault("review_grants", {})
+    if mr.document_id not in cache:
+        cache[mr.document_id] = grant_for(g.get("actor"), mr.document)
+    return cache[mr.document_id]
+
+
+def _review_permissions(mr: MergeRequest) -> dict[str, Any]:
     actor = g.get("actor")
-    grant = grant or grant_for(actor, mr.document)
+    grant = _grant(mr)
     is_author = actor is not None and actor.id == mr.author_id
     return {
         "signed_in": actor is not None,
         "comment": actor is not None and grant.allows(Action.COMMENT),
         "approve": actor is not None and grant.allows(Action.APPROVE) and not is_author,
-        "manage_reviewers": reviews.can_manage_reviewers(actor, mr),
+        "manage_reviewers": reviews.can_manage_reviewers(actor, mr, grant),
         "is_author": is_author,
         "open": mr.state == "open",
     }
 
 
 def _can_resolve(mr: MergeRequest, thread: ReviewThread) -> bool:
-    return reviews.can_resolve(g.get("actor"), mr, thread)
+    return reviews.can_resolve(g.get("actor"), mr, thread, _grant(mr))
 
 
 def _can_edit(comment: Any, mr: MergeRequest) -> bool:
     actor = g.get("actor")
     if actor is None or comment.author_id != actor.id:
         return False
-    return grant_for(actor, mr.document).allows(Action.COMMENT)
+    return _grant(mr).allows(Action.COMMENT)
+
+
+def _conversation(mr: MergeRequest) -> reviews.Conversation:
+    """The review state for the page; the timeline and the panel share one load."""
+    cache: dict[int, reviews.Conversation] = g.setdefault("review_conversations", {})
+    if mr.id not in cache:
+        cache[mr.id] = reviews.conversation(mr)
+    return cache[mr.id]
 
 
 def _script_tag() -> Markup:
@@ -445,7 +461,7 @@ def init_app(app: Flask) -> None:
     """Expose the helpers the review partials call from the merge request pages."""
     app.after_request(_ensure_script)
     app.add_template_global(render_comment, "review_markdown")
-    app.add_template_global(reviews.conversation, "review_conversation")
+    app.add_template_global(_conversation, "review_conversation")
     app.add_template_global(_thread_mr, "review_thread_mr")
     app.add_template_global(_review_permissions, "review_permissions")
     app.add_template_global(_can_resolve, "review_can_resolve")

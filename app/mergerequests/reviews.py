@@ -19,11 +19,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 import gitstore
 from app import db
 from app.accounts.models import User
-from app.auth.permissions import Action, PermissionDenied, can, grant_for, require
+from app.auth.permissions import Action, Grant, PermissionDenied, can, grant_for, require
 from app.db import utcnow
 from app.mergerequests import mentions
 from app.mergerequests.models import (
@@ -252,6 +253,7 @@ def conversation(mr: MergeRequest) -> Conversation:
         db.session().scalars(
             select(ReviewThread)
             .where(ReviewThread.merge_request_id == mr.id)
+            .options(selectinload(ReviewThread.comments).selectinload(ReviewComment.author))
             .order_by(ReviewThread.id)
         )
     )
@@ -393,15 +395,19 @@ def edit_comment(actor: User, mr: MergeRequest, comment: ReviewComment, body: st
     db.session().commit()
 
 
+def _resolver(grant: Grant, actor_id: int, mr: MergeRequest, thread: ReviewThread) -> bool:
+    """RESOLVE_THREAD, or the thread's author, or the request's author answering the review."""
+    if grant.allows(Action.RESOLVE_THREAD):
+        return True
+    if thread.author_id == actor_id and grant.allows(Action.COMMENT):
+        return True
+    return mr.author_id == actor_id and grant.allows(Action.OPEN_MERGE_REQUEST)
+
+
 def _may_resolve(actor: User, mr: MergeRequest, thread: ReviewThread) -> None:
     grant = require(actor, Action.READ, mr.document)
-    if grant.allows(Action.RESOLVE_THREAD):
-        return
-    if thread.author_id == actor.id and grant.allows(Action.COMMENT):
-        return
-    if mr.author_id == actor.id and grant.allows(Action.OPEN_MERGE_REQUEST):
-        return  # the author answers the review by resolving what they fixed
-    raise PermissionDenied(Action.RESOLVE_THREAD, hide=False)
+    if not _resolver(grant, actor.id, mr, thread):
+        raise PermissionDenied(Action.RESOLVE_THREAD, hide=False)
 
 
 def set_resolved(actor: User, mr: MergeRequest, thread: ReviewThread, resolved: bool) -> None:
@@ -460,7 +466,7 @@ def submit_review(actor: User, mr: MergeRequest, verdict: str, body: str = "") -
 
 def request_review(actor: User, mr: MergeRequest, reviewer: User) -> ReviewRequest:
     """Ask ``reviewer`` for a review (OPEN_MERGE_REQUEST or the request's author)."""
-    _may_manage_reviewers(actor, mr)
+    require_reviewer_manager(actor, mr)
     if reviewer.id == mr.author_id:
         raise ReviewError("The author cannot review their own merge request.")
     if not reviewer.is_active or not can(reviewer, Action.APPROVE, mr.document):
@@ -493,7 +499,7 @@ def request_review(actor: User, mr: MergeRequest, reviewer: User) -> ReviewReque
 
 
 def remove_review_request(actor: User, mr: MergeRequest, reviewer_id: int) -> None:
-    _may_manage_reviewers(actor, mr)
+    require_reviewer_manager(actor, mr)
     existing = db.session().scalar(
         select(ReviewRequest).where(
             ReviewRequest.merge_request_id == mr.id, ReviewRequest.reviewer_id == reviewer_id
@@ -507,33 +513,34 @@ def remove_review_request(actor: User, mr: MergeRequest, reviewer_id: int) -> No
     db.session().commit()
 
 
-def _may_manage_reviewers(actor: User, mr: MergeRequest) -> None:
-    grant = require(actor, Action.READ, mr.document)
+def _reviewer_manager(grant: Grant, actor_id: int, mr: MergeRequest) -> bool:
+    """OPEN_MERGE_REQUEST, or the request's author (who may still comment)."""
     if grant.allows(Action.OPEN_MERGE_REQUEST):
-        return
-    if actor.id == mr.author_id and grant.allows(Action.COMMENT):
-        return
-    raise PermissionDenied(Action.OPEN_MERGE_REQUEST, hide=False)
+        return True
+    return actor_id == mr.author_id and grant.allows(Action.COMMENT)
 
 
-def can_manage_reviewers(actor: User | None, mr: MergeRequest) -> bool:
+def require_reviewer_manager(actor: User, mr: MergeRequest) -> None:
+    """Raise PermissionDenied unless ``actor`` may add or remove requested reviewers."""
+    grant = require(actor, Action.READ, mr.document)
+    if not _reviewer_manager(grant, actor.id, mr):
+        raise PermissionDenied(Action.OPEN_MERGE_REQUEST, hide=False)
+
+
+def can_manage_reviewers(actor: User | None, mr: MergeRequest, grant: Grant | None = None) -> bool:
     if actor is None:
         return False
-    try:
-        _may_manage_reviewers(actor, mr)
-    except PermissionDenied:
-        return False
-    return True
+    grant = grant or grant_for(actor, mr.document)
+    return grant.allows(Action.READ) and _reviewer_manager(grant, actor.id, mr)
 
 
-def can_resolve(actor: User | None, mr: MergeRequest, thread: ReviewThread) -> bool:
+def can_resolve(
+    actor: User | None, mr: MergeRequest, thread: ReviewThread, grant: Grant | None = None
+) -> bool:
     if actor is None:
         return False
-    try:
-        _may_resolve(actor, mr, thread)
-    except PermissionDenied:
-        return False
-    return True
+    grant = grant or grant_for(actor, mr.document)
+    return grant.allows(Action.READ) and _resolver(grant, actor.id, mr, thread)
 
 
 # --- side effects ------------------------------------------------------------------------

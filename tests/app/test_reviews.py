@@ -599,3 +599,12 @@ def test_review_script_reaches_every_merge_request_page_once(
     assert f'name="next" value="{mr.base}/changes"' in thread["html"]
     # A page that is not about merge requests gets nothing.
     assert "js/review.js" not in rita.get(f"/d/{mr.slug}").get_data(as_text=True)
+
+
+def test_mention_parsing_follows_the_username_rules() -> None:
+    text = (
+        "@ann-lee, (@bob) @c_d. @-x @x- @eve_ a@b.com @"
+        + "z" * 41
+        + "\n\n```\n@fenced\n```\n\n[@linked](https://example.com) `@code` **@bold**"
+    )
+    assert mentions.usernames(text) == ["ann-lee", "bob", "c_d", "x", "bold"]
