@@ -304,13 +304,14 @@ def audience():
             [[d["slug"], d["title"], d["opens"], d["readers"]] for d in documents],
         )
     ]
+    breakdowns = metrics.visit_breakdowns(session, period)
     for key, column, title in (
         ("referrers", "referring_domain", "Referrers"),
         ("devices", "device_type", "Devices"),
         ("browsers", "browser", "Browsers"),
         ("systems", "os", "Operating systems"),
     ):
-        rows = metrics.visit_breakdown(session, period, column)
+        rows = breakdowns[column]
         tables.append(Table(key, title, [column, "visits"], [[k, n] for k, n in rows]))
     return _render("analytics/audience.html", period, tables)
 

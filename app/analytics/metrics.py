@@ -53,14 +53,6 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
-def prop_sql(dialect: str, key: str, column: str = "properties") -> str:
-    """A JSON property as text (``key`` is ours, never user input)."""
-    assert key.isidentifier()
-    if dialect == "postgresql":
-        return f"({column} ->> '{key}')"
-    return f"CAST(json_extract({column}, '$.{key}') AS TEXT)"
-
-
 def _in(names: tuple[str, ...] | list[str], prefix: str) -> tuple[str, dict[str, str]]:
     params = {f"{prefix}{i}": n for i, n in enumerate(names)}
     return "(" + ", ".join(f":{k}" for k in params) + ")", params
@@ -265,23 +257,19 @@ def success(session: Session, period: Period) -> Success:
     (``commit_made`` events name the author and the document). Events name their
     document by id (``document_id``) or by slug (``document``): both are resolved.
     """
-    dialect = _dialect(session)
-    key = f"COALESCE({prop_sql(dialect, 'document_id')}, {prop_sql(dialect, 'document')})"
-    seconds = prop_sql(dialect, "seconds")
     wanted = ("commit_made", *STRUCTURE_ACTIONS, "live_session_joined", "live_session_ended")
     names, name_params = _in(wanted, "n")
+    low, high = period.slot_range
     rows = session.execute(
         text(
-            "SELECT name, d, SUM(n), COUNT(*), SUM(secs) FROM"
-            f" (SELECT name, {key} AS d, user_id, COUNT(*) AS n,"
-            f"  SUM(CASE WHEN name = 'live_session_ended' THEN CAST({seconds} AS FLOAT) END)"
-            "   AS secs"
-            f"  FROM analytics_events WHERE name IN {names}"
-            "  AND time >= :start AND time < :end"
-            f"  GROUP BY name, {key}, user_id) x"
-            " GROUP BY name, d"
+            "SELECT name, document, SUM(n), COUNT(*), SUM(secs) FROM"
+            " (SELECT name, document, user_id, SUM(events) AS n, SUM(seconds) AS secs"
+            "  FROM analytics_document_slots"
+            f"  WHERE slot >= :low AND slot < :high AND name IN {names}"
+            "  GROUP BY name, document, user_id) x"
+            " GROUP BY name, document"
         ),
-        {"start": period.utc_start, "end": period.utc_end, **name_params},
+        {"low": low, "high": high, **name_params},
     ).all()
     ids = document_ids(session, {str(d) for _, d, _, _, _ in rows if d is not None})
     authors: dict[int, int] = defaultdict(int)
@@ -346,18 +334,17 @@ def document_ids(session: Session, keys: set[str]) -> dict[str, int]:
 
 
 def top_documents(session: Session, period: Period, limit: int = 20) -> list[dict[str, Any]]:
-    """The most opened documents: opens, distinct readers, and the document's title."""
-    dialect = _dialect(session)
-    key = f"COALESCE({prop_sql(dialect, 'document_id')}, {prop_sql(dialect, 'document')})"
+    """The most opened documents: opens, distinct signed-in readers, and the title."""
+    low, high = period.slot_range
     rows = session.execute(
         text(
-            "SELECT d, SUM(n) AS opens, SUM(CASE WHEN user_id IS NULL THEN 0 ELSE 1 END) FROM"
-            f" (SELECT {key} AS d, user_id, COUNT(*) AS n FROM analytics_events"
-            "  WHERE name = 'document_opened' AND time >= :start AND time < :end"
-            f"  GROUP BY {key}, user_id) x"
-            " GROUP BY d ORDER BY opens DESC, d LIMIT :limit"
+            "SELECT document, SUM(n) AS opens, SUM(CASE WHEN user_id = 0 THEN 0 ELSE 1 END) FROM"
+            " (SELECT document, user_id, SUM(events) AS n FROM analytics_document_slots"
+            "  WHERE slot >= :low AND slot < :high AND name = 'document_opened'"
+            "  GROUP BY document, user_id) x"
+            " GROUP BY document ORDER BY opens DESC, document LIMIT :limit"
         ),
-        {"start": period.utc_start, "end": period.utc_end, "limit": limit},
+        {"low": low, "high": high, "limit": limit},
     ).all()
     ids = document_ids(session, {str(d) for d, _, _ in rows if d is not None})
     titles: dict[int, tuple[str, str]] = {}
@@ -379,20 +366,28 @@ def top_documents(session: Session, period: Period, limit: int = 20) -> list[dic
     return result
 
 
-def visit_breakdown(
-    session: Session, period: Period, column: str, limit: int = 15
-) -> list[tuple[str, int]]:
-    """Visits per referring domain, device type, browser or OS in the period."""
-    assert column in ("referring_domain", "device_type", "browser", "os", "utm_source")
+BREAKDOWNS = ("referring_domain", "device_type", "browser", "os")
+
+
+def visit_breakdowns(
+    session: Session, period: Period, limit: int = 15
+) -> dict[str, list[tuple[str, int]]]:
+    """Visits per referring domain, device type, browser and OS: one scan of the visits."""
+    columns = ", ".join(f"COALESCE({c}, '')" for c in BREAKDOWNS)
     rows = session.execute(
         text(
-            f"SELECT COALESCE({column}, '') AS k, COUNT(*) AS n FROM analytics_visits"
-            " WHERE started_at >= :start AND started_at < :end"
-            f" GROUP BY COALESCE({column}, '') ORDER BY n DESC, k LIMIT :limit"
+            f"SELECT {columns}, COUNT(*) FROM analytics_visits"
+            f" WHERE started_at >= :start AND started_at < :end GROUP BY {columns}"
         ),
-        {"start": period.utc_start, "end": period.utc_end, "limit": limit},
+        {"start": period.utc_start, "end": period.utc_end},
     ).all()
-    return [(k or "(none)", int(n)) for k, n in rows]
+    result = {}
+    for i, column in enumerate(BREAKDOWNS):
+        counts: dict[str, int] = defaultdict(int)
+        for row in rows:
+            counts[row[i] or "(none)"] += int(row[-1])
+        result[column] = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return result
 
 
 # --- usage reporting ------------------------------------------------------------------

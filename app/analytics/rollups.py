@@ -18,7 +18,7 @@ import logging
 import time as _time
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import BigInteger, Date, Integer, String, text
+from sqlalchemy import BigInteger, Date, Float, Integer, String, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -62,6 +62,19 @@ class FeatureSlot(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     events: Mapped[int] = mapped_column(Integer)
+
+
+class DocumentSlot(Base):
+    """Events about one document (by id or slug, as the event named it) in one slot."""
+
+    __tablename__ = "analytics_document_slots"
+
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    document: Mapped[str] = mapped_column(String(100), primary_key=True)
+    user_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    events: Mapped[int] = mapped_column(Integer)
+    seconds: Mapped[float] = mapped_column(Float)  # live_session_ended's session lengths
 
 
 class BucketCount(Base):
@@ -163,6 +176,7 @@ def refresh(session: Session, *, lag_seconds: float = 0.0, check_every: float = 
         session.rollback()
         return 0
     _roll(session, dialect, low, high)
+    _roll_documents(session, dialect, low, high)
     # Buckets that end after the oldest new event were counted without it.
     oldest = session.execute(
         text(
@@ -210,6 +224,51 @@ def _roll(session: Session, dialect: str, low: int, high: int) -> None:
     )
 
 
+#: Events that name a document and feed the audience and success pages.
+DOCUMENT_EVENTS = (
+    "document_opened",
+    "commit_made",
+    "live_session_joined",
+    "live_session_ended",
+    "branch_created",
+    "mr_opened",
+    "release_tagged",
+)
+
+
+def json_text(dialect: str, key: str, column: str = "properties") -> str:
+    """A JSON property as text (``key`` is ours, never user input)."""
+    assert key.isidentifier()
+    if dialect == "postgresql":
+        return f"({column} ->> '{key}')"
+    return f"CAST(json_extract({column}, '$.{key}') AS TEXT)"
+
+
+def document_key_sql(dialect: str) -> str:
+    """Events name their document by id (``document_id``) or slug (``document``)."""
+    return f"COALESCE({json_text(dialect, 'document_id')}, {json_text(dialect, 'document')})"
+
+
+def _roll_documents(session: Session, dialect: str, low: int, high: int) -> None:
+    slot = slot_sql(dialect, "time")
+    key = document_key_sql(dialect)
+    seconds = f"CAST({json_text(dialect, 'seconds')} AS FLOAT)"
+    names = ", ".join(f"'{n}'" for n in DOCUMENT_EVENTS)
+    session.execute(
+        text(
+            "INSERT INTO analytics_document_slots (slot, name, document, user_id, events, seconds)"
+            f" SELECT {slot} AS s, name, SUBSTR({key}, 1, 100) AS d, COALESCE(user_id, 0) AS u,"
+            f" COUNT(*), COALESCE(SUM({seconds}), 0) FROM analytics_events"
+            f" WHERE id > :low AND id <= :high AND name IN ({names}) AND {key} IS NOT NULL"
+            f" GROUP BY {slot}, name, SUBSTR({key}, 1, 100), COALESCE(user_id, 0)"
+            " ON CONFLICT (slot, name, document, user_id) DO UPDATE"
+            " SET events = analytics_document_slots.events + excluded.events,"
+            " seconds = analytics_document_slots.seconds + excluded.seconds"
+        ),
+        {"low": low, "high": high},
+    )
+
+
 def _state(session: Session) -> RollupState:
     state = session.get(RollupState, STATE_NAME)
     if state is None:
@@ -251,7 +310,25 @@ def rebuild(session: Session) -> int:
     """Forget every rollup row and read all events again (after deletions)."""
     session.execute(text("DELETE FROM analytics_active_slots"))
     session.execute(text("DELETE FROM analytics_feature_slots"))
+    session.execute(text("DELETE FROM analytics_document_slots"))
     session.execute(text("DELETE FROM analytics_bucket_counts"))
     session.execute(text("DELETE FROM analytics_rollup_state"))
     session.commit()
     return refresh(session, check_every=float("inf"))
+
+
+def forget_user(session: Session, user_id: int) -> None:
+    """Remove one person's rows from the rollups and experiments (their data request).
+
+    Call it with the deletion of their events; the stored bucket counts hold no user
+    ids, and the next refresh rebuilds everything from the events that remain.
+    """
+    for table in (
+        "analytics_active_slots",
+        "analytics_feature_slots",
+        "analytics_document_slots",
+        "analytics_experiment_assignments",
+    ):
+        session.execute(text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": user_id})
+    session.execute(text("DELETE FROM analytics_bucket_counts"))
+    _last_check.clear()  # check for removed events at the next refresh

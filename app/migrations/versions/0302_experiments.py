@@ -72,6 +72,25 @@ def upgrade() -> None:
         sa.Column("events", sa.Integer(), nullable=False),
     )
     op.create_table(
+        "analytics_document_slots",
+        sa.Column("slot", sa.Integer(), primary_key=True),
+        sa.Column("name", sa.String(100), primary_key=True),
+        sa.Column("document", sa.String(100), primary_key=True),
+        sa.Column("user_id", sa.Integer(), primary_key=True),
+        sa.Column("events", sa.Integer(), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+    )
+    # Funnel steps and experiment conversions look up one person's (or visitor's)
+    # first event of a name after a moment: these answer it from the index alone.
+    op.create_index(
+        "ix_analytics_events_name_user_id_time", "analytics_events", ["name", "user_id", "time"]
+    )
+    op.create_index(
+        "ix_analytics_events_name_visitor_time",
+        "analytics_events",
+        ["name", "visitor_token", "time"],
+    )
+    op.create_table(
         "analytics_bucket_counts",
         sa.Column("zone", sa.String(64), primary_key=True),
         sa.Column("grain", sa.String(8), primary_key=True),
@@ -94,6 +113,9 @@ def downgrade() -> None:
     op.drop_table("analytics_storage_samples")
     op.drop_index("ix_analytics_bucket_counts_slot_hi", table_name="analytics_bucket_counts")
     op.drop_table("analytics_bucket_counts")
+    op.drop_index("ix_analytics_events_name_visitor_time", table_name="analytics_events")
+    op.drop_index("ix_analytics_events_name_user_id_time", table_name="analytics_events")
+    op.drop_table("analytics_document_slots")
     op.drop_table("analytics_feature_slots")
     op.drop_index("ix_analytics_active_slots_user", table_name="analytics_active_slots")
     op.drop_table("analytics_active_slots")
