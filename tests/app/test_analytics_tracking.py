@@ -521,3 +521,37 @@ def test_a_beacon_flood_is_cut_off(app: Flask, browser) -> None:
     ]
     assert statuses[:limit] == [204] * limit and statuses[-1] == 429
     assert len(_rows(app, Event)) == limit
+
+
+def test_the_request_path_never_reads_or_writes_the_analytics_tables(app: Flask, browser) -> None:
+    """A page, a sign-up, a beacon and an opt-out check: all recorded, none by the request."""
+    import threading
+
+    from sqlalchemy import event
+
+    engine = app.extensions["quire.db"].engine
+    request_thread = threading.get_ident()
+    seen: list[str] = []
+
+    def watch(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if threading.get_ident() == request_thread and re.search(
+            r"analytics_(visits|events|preferences)", statement
+        ):
+            seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", watch)
+    try:
+        browser.get("/")
+        _signup(browser, "ada")
+        browser.post(
+            "/a/events",
+            data=json.dumps({"name": "page_view", "properties": {"path": "/"}}),
+            headers={"Origin": "http://localhost"},
+        )
+        slug = _create(browser, "Quick")
+        browser.get(f"/d/{slug}")
+    finally:
+        event.remove(engine, "before_cursor_execute", watch)
+    assert seen == []
+    names = _names(app)  # written by the flush, on this thread, after the requests
+    assert names == ["signed_up", "page_view", "document_created", "document_opened"]
