@@ -407,3 +407,89 @@ def test_dashboard_refuses_everyone_but_site_admins(app, client, accounts):
         denied = client.get(url, headers={"Authorization": f"Bearer {member_token}"})
         assert denied.status_code == 403
         assert denied.json["error"]["code"] == "forbidden"
+
+
+# --- success metrics and top documents ----------------------------------------------
+
+
+def test_success_metrics_and_top_documents(app, accounts):
+    """Three documents in March 2026 (UTC).
+
+    A: commits by u1 and u2 (collaborative), a branch (named by slug, as the product
+       does), 3 live sessions, opened 3 times by u1, u2, u1.
+    B: commits by u1 only (not collaborative), a merge request, 1 live session.
+    C: commits by u1 and u3 (collaborative), no branch, MR or release; opened once by u3.
+
+    Collaborative documents using branches, MRs or releases: A of {A, C} → 1/2.
+    Live sessions per document: 4 sessions in 2 documents → 2.0; 100 + 200 seconds.
+    Key actions with events: commit_made, branch_created, mr_opened, live_session_joined,
+    live_session_ended, document_opened → 6 of 16.
+    Top documents: A (3 opens, 2 readers), then C (1 open, 1 reader).
+    """
+    from app.documents.services import create_document
+
+    ids = make_users(accounts, app, {n: "2026-01-01T00:00:00" for n in ("u1", "u2", "u3")})
+    u1, u2, u3 = ids["u1"], ids["u2"], ids["u3"]
+    with app.app_context():
+        owner = db.session().get(User, u1)
+        docs = {t: create_document(owner, t) for t in ("Alpha", "Beta", "Gamma")}
+        a, b, c = (docs[t].id for t in ("Alpha", "Beta", "Gamma"))
+        slug_a = docs["Alpha"].slug
+    day = "2026-03-10T10:{:02d}:00"
+    add_events(
+        app,
+        [
+            (u1, "commit_made", day.format(1), {"document_id": a}),
+            (u2, "commit_made", day.format(2), {"document_id": a}),
+            (u1, "branch_created", day.format(3), {"document": slug_a}),
+            (u1, "commit_made", day.format(4), {"document_id": b}),
+            (u1, "mr_opened", day.format(5), {"document": docs["Beta"].slug}),
+            (u1, "commit_made", day.format(6), {"document_id": c}),
+            (u3, "commit_made", day.format(7), {"document_id": c}),
+            (u1, "live_session_joined", day.format(8), {"document_id": a}),
+            (u2, "live_session_joined", day.format(9), {"document_id": a}),
+            (u2, "live_session_joined", day.format(10), {"document_id": a}),
+            (u1, "live_session_joined", day.format(11), {"document_id": b}),
+            (u1, "live_session_ended", day.format(12), {"document_id": a, "seconds": 100}),
+            (u2, "live_session_ended", day.format(13), {"document_id": a, "seconds": 200}),
+            (u1, "document_opened", day.format(14), {"document_id": a}),
+            (u2, "document_opened", day.format(15), {"document_id": a}),
+            (u1, "document_opened", day.format(16), {"document_id": a}),
+            (u3, "document_opened", day.format(17), {"document_id": c}),
+        ],
+    )
+    period = Period.parse("2026-03-01", "2026-03-31", "UTC")
+    with app.app_context():
+        session = db.session()
+        rollups.refresh(session)
+        result = metrics.success(session, period)
+        top = metrics.top_documents(session, period)
+    assert (result.collaborative_documents, result.structured_documents) == (2, 1)
+    assert result.structured_share == pytest.approx(0.5)
+    assert (result.live_sessions, result.live_documents) == (4, 2)
+    assert result.sessions_per_document == pytest.approx(2.0)
+    assert result.live_seconds == pytest.approx(300.0)
+    assert len(result.tracked_actions) == 6
+    assert result.tracked_share == pytest.approx(6 / 16)
+    assert [(d["title"], d["opens"], d["readers"]) for d in top] == [
+        ("Alpha", 3, 2),
+        ("Gamma", 1, 1),
+    ]
+
+
+def test_forget_user_removes_their_rollup_rows(app, engagement_data):
+    period = Period.parse("2026-03-01", "2026-03-31", "UTC")
+    u1 = engagement_data["u1"]
+    with app.app_context():
+        session = db.session()
+        rollups.refresh(session)
+        assert metrics.engagement(session, period).dau == 3
+        session.execute(text("DELETE FROM analytics_events WHERE user_id = :u"), {"u": u1})
+        rollups.forget_user(session, u1)
+        session.commit()
+        left = session.execute(
+            text("SELECT COUNT(*) FROM analytics_active_slots WHERE user_id = :u"), {"u": u1}
+        ).scalar()
+        assert left == 0
+        rollups.refresh(session)
+        assert metrics.engagement(session, period).dau == 2
