@@ -469,3 +469,4 @@ def init_app(app: Flask) -> None:
     app.add_template_global(_script_tag, "review_script")
     app.add_template_global(_event_text, "review_event_text")
     app.add_template_global(reviews.mr_url, "review_mr_url")
+    app.add_template_global(reviews.reviewer_candidates, "review_candidates")

@@ -284,6 +284,34 @@ def requested_reviewers(mr: MergeRequest) -> list[ReviewRequest]:
     )
 
 
+def reviewer_candidates(mr: MergeRequest) -> list[User]:
+    """People who could be asked for a review: the owner and members who may approve.
+
+    Offered as suggestions only; :func:`request_review` checks the real rule.
+    """
+    from app.documents.models import Membership
+
+    rows = db.session().execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.document_id == mr.document_id)
+        .order_by(User.username)
+    )
+    members = [user for user, role in rows if _role_allows(role, Action.APPROVE)]
+    owner = db.session().get(User, mr.document.owner_id)
+    people = ([owner] if owner is not None else []) + members
+    return [u for u in people if u.is_active and u.id != mr.author_id]
+
+
+def _role_allows(label: str, action: Action) -> bool:
+    from app.auth.permissions import Role
+
+    try:
+        return Role.parse(label) >= action.least_role
+    except ValueError:
+        return False
+
+
 def get_thread(mr: MergeRequest, thread_id: int) -> ReviewThread | None:
     thread = db.session().get(ReviewThread, thread_id)
     return thread if thread is not None and thread.merge_request_id == mr.id else None

@@ -440,6 +440,10 @@ def _notified(app: Flask, kind: str) -> list[str]:
 
 def test_requesting_reviewers(app: Flask, accounts, mr: Setup) -> None:
     eddie = _login(app, accounts, "eddie")
+    page = eddie.get(mr.base).get_data(as_text=True)
+    datalist = page.split('id="reviewer-candidates"')[1].split("</datalist>")[0]
+    suggested = re.findall(r'<option value="([^"]+)"', datalist)
+    assert suggested == ["olga", "rex", "rita"]  # never the author, never a viewer
     add = mr.base + "/reviewers"
     assert (
         eddie.submit(add, {"username": "@rita", "next": mr.base}, page=mr.base).status_code == 302
