@@ -200,7 +200,13 @@ def _side_ref(mr: MergeRequest, side: str) -> str:
     """The commit a side of the diff shows: the head for 'new', the merge base for 'old'."""
     if side == "new":
         return mr.head_oid
-    return mr.base_oid or f"refs/heads/{mr.target_branch}"
+    if mr.base_oid:
+        return mr.base_oid
+    target = f"refs/heads/{mr.target_branch}"
+    try:
+        return _repo(mr).merge_base(target, mr.head_oid) or target
+    except gitstore.GitStoreError:
+        return target
 
 
 def _file_lines(repo: gitstore.Document, path: str, ref: str) -> list[str] | None:
@@ -376,7 +382,8 @@ def start_thread(
         if lines is None:
             raise ReviewError(f"{path} is not a text file on that side of the diff.")
         if line_end > len(lines):
-            raise ReviewError(f"{path} has {len(lines)} lines on that side of the diff.")
+            count = f"{len(lines)} line" + ("" if len(lines) == 1 else "s")
+            raise ReviewError(f"{path} has {count} on that side of the diff.")
         thread.path = path
         thread.side = side
         thread.line_start = line_start

@@ -144,6 +144,13 @@ def test_line_and_range_threads_with_replies(app: Flask, accounts, mr: Setup) ->
         rita, mr, "These three", path="document.md", side="new", line_start=5, line_end=3
     )
     assert (rng["line_start"], rng["line_end"]) == (3, 5)
+    # The old side is the merge base, where the file has one line.
+    old = _comment(rita, mr, "Keep the title", path="document.md", side="old", line_start=1)
+    too_far = _json_post(
+        rita, mr.base + "/threads",
+        {"body": "x", "path": "document.md", "side": "old", "line_start": "2"}, mr.base,
+    )  # fmt: skip
+    assert too_far.status_code == 400 and "has 1 line on" in too_far.get_json()["error"]["message"]
 
     eddie = _login(app, accounts, "eddie")
     response = _json_post(
@@ -160,9 +167,11 @@ def test_line_and_range_threads_with_replies(app: Flask, accounts, mr: Setup) ->
         keys = reviews.threads_for_diff(request)
         assert [t.id for t in keys[("document.md", "new", 4)]] == [one["id"]]
         assert [t.id for t in keys[("document.md", "new", 5)]] == [rng["id"]]
-        assert reviews.unresolved_count(request) == 2
+        assert [t.id for t in keys[("document.md", "old", 1)]] == [old["id"]]
+        assert db.session().get(ReviewThread, old["id"]).anchor_text == "# Guide"
+        assert reviews.unresolved_count(request) == 3
         kinds = [e.kind for e in db.session().scalars(select(MergeRequestEvent))]
-        assert kinds.count("commented") == 3
+        assert kinds.count("commented") == 4
 
     # The overview shows both threads and the reply, with the text they were written on.
     page = eddie.get(mr.base).get_data(as_text=True)
