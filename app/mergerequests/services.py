@@ -26,6 +26,7 @@ from typing import Any
 import pygit2
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 import gitstore
 from app import db
@@ -320,7 +321,10 @@ def list_merge_requests(
     if state != "all":
         query = query.where(MergeRequest.state == state)
     rows = session.scalars(
-        query.order_by(MergeRequest.number.desc()).limit(max(1, min(limit, 500))).offset(offset)
+        query.options(selectinload(MergeRequest.author), selectinload(MergeRequest.merged_by))
+        .order_by(MergeRequest.number.desc())
+        .limit(max(1, min(limit, 500)))
+        .offset(offset)
     )
     return Listing(list(rows), counts)
 

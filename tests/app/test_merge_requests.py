@@ -11,6 +11,7 @@ import re
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pygit2
 import pytest
@@ -36,6 +37,17 @@ RECEIVE = "application/x-git-receive-pack-request"
 EMPTY_PACK = subprocess.run(
     ["git", "pack-objects", "--stdout"], input=b"", capture_output=True, check=True
 ).stdout
+
+
+@pytest.fixture(autouse=True)
+def repositories_stay_clean(app: Flask) -> Iterator[None]:
+    """Whatever a test did, every repository is ``git fsck --strict`` clean afterwards."""
+    yield
+    for repo in sorted(Path(app.config["REPOS_ROOT"]).glob("*/*.git")):
+        fsck = subprocess.run(
+            ["git", "fsck", "--strict", "--no-progress"], cwd=repo, capture_output=True, text=True
+        )
+        assert fsck.returncode == 0, f"{repo}: {fsck.stdout}{fsck.stderr}"
 
 
 @pytest.fixture

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 from flask import Flask
 
@@ -13,6 +17,17 @@ from app.mergerequests import reviews, services
 
 API = "/api/v1"
 TEXT = "# Notes\n\nWe meet on Friday. Bring the draft.\n"
+
+
+@pytest.fixture(autouse=True)
+def repositories_stay_clean(app: Flask) -> Iterator[None]:
+    """Whatever a test did, every repository is ``git fsck --strict`` clean afterwards."""
+    yield
+    for repo in sorted(Path(app.config["REPOS_ROOT"]).glob("*/*.git")):
+        fsck = subprocess.run(
+            ["git", "fsck", "--strict", "--no-progress"], cwd=repo, capture_output=True, text=True
+        )
+        assert fsck.returncode == 0, f"{repo}: {fsck.stdout}{fsck.stderr}"
 
 
 @pytest.fixture
