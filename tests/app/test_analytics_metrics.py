@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import text, update
@@ -253,8 +253,6 @@ def funnel_data(app, accounts):
 
 
 def test_funnel_counts_ordered_steps_within_the_window(app, funnel_data):
-    from datetime import timedelta
-
     period = Period.parse("2026-03-01", "2026-03-31", "UTC")
     with app.app_context():
         session = db.session()
@@ -493,3 +491,35 @@ def test_forget_user_removes_their_rollup_rows(app, engagement_data):
         assert left == 0
         rollups.refresh(session)
         assert metrics.engagement(session, period).dau == 2
+
+
+# --- capacity forecast --------------------------------------------------------------
+
+
+def test_capacity_forecast_fits_lines_and_dates_the_full_volume(app, accounts, tmp_path):
+    """Ten people sign up one a day, 1-10 March: the cumulative line is 1, 2, ... 10, so
+    the least-squares slope is exactly 1 person a day. Storage measured at 1,000 bytes
+    on 1 March and 10,000 on 10 March: 1,000 bytes a day. A volume with 50,000 bytes
+    free at 1,000 a day fills in 50 days."""
+    from app.analytics import forecast
+    from app.analytics.rollups import StorageSample
+
+    assert forecast.least_squares([0, 1, 2], [1, 3, 5]) == pytest.approx((2.0, 1.0))
+    make_users(accounts, app, {f"s{i}": f"2026-03-{i:02d}T12:00:00" for i in range(1, 11)})
+    with app.app_context():
+        session = db.session()
+        session.add(StorageSample(day=date(2026, 3, 1), bytes=1000, documents=1))
+        session.add(StorageSample(day=date(2026, 3, 10), bytes=10000, documents=1))
+        session.commit()
+        result = forecast.forecast(
+            session, Period.parse("2026-03-01", "2026-03-10", "UTC"), tmp_path, 10000, 1
+        )
+    assert result.users.per_day == pytest.approx(1.0)
+    assert result.users.current == 10
+    assert result.documents.per_day == 0
+    assert result.storage.per_day == pytest.approx(1000.0)
+    assert result.disk_free is not None and result.disk_free > 0
+    full = forecast.Forecast(result.users, result.documents, result.storage, "", 10**6, 50_000)
+    assert full.fills_on == datetime.now(UTC).date() + timedelta(days=50)
+    shrinking = forecast.Trend("storage", 10.0, -5.0, 10)
+    assert forecast.Forecast(result.users, result.documents, shrinking, "", 1, 1).fills_on is None
