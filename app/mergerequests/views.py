@@ -13,11 +13,13 @@ changes page: ``(path, side, line) -> [ReviewThread]``) and, inside the diff loo
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Blueprint, Flask, abort, flash, g, redirect, render_template, request, url_for
 
 import gitstore
+from app import db
 from app.accounts.views import login_required
 from app.activity.signals import ref_updated
 from app.auth.permissions import Action, Role, grant_for
@@ -39,12 +41,34 @@ VIEWS = ("inline", "split", "rendered")
 
 
 def init_app(app: Flask) -> None:
-    """Refresh open requests whenever a branch moves (save, API, live commit, push)."""
+    """Refresh open requests whenever a branch moves (save, API, live commit, push).
+
+    Saves, pushes and merges send ``ref_updated``; live commits run the live hub's
+    ``after_commit`` hook instead, outside any request.
+    """
     ref_updated.connect(_on_ref_updated, weak=False)
+    hub = app.extensions.get("quire.live")
+    if hub is not None:
+        hub.add_hook("after_commit", functools.partial(_after_live_commit, app))
 
 
 def _on_ref_updated(document: Document, **kwargs: Any) -> None:
     services.on_ref_updated(document, **kwargs)
+
+
+def _after_live_commit(app: Flask, _hub: Any, room: Any, commit: str) -> Any:
+    """A live room committed on its branch: refresh the requests it touches, off the room."""
+    import gevent
+
+    key = room.key
+    return gevent.spawn(_refresh_for_live_commit, app, key.document_id, key.branch, commit)
+
+
+def _refresh_for_live_commit(app: Flask, document_id: int, branch: str, commit: str) -> None:
+    with app.app_context():
+        document = db.session().get(Document, document_id)
+        if document is not None:
+            services.on_ref_updated(document, ref=f"refs/heads/{branch}", old="", new=commit)
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -749,3 +749,38 @@ def test_merged_notifies_author_and_reviewers_not_the_merger(app: Flask, doc: st
         assert {r.user_id for r in rows} == {user(x).id for x in ("ed", "rev", "rev2")}
         assert all(r.subject.endswith(f"merged !{n}: Take topic") for r in rows)
         assert all(r.url == f"/d/{doc}/merge-requests/{n}" for r in rows)
+
+
+def test_live_commits_refresh_the_head(app: Flask, doc: str) -> None:
+    """Live commits run the hub's after_commit hook (not ref_updated); it refreshes too."""
+    from types import SimpleNamespace
+
+    from app.live.room import RoomKey
+    from app.mergerequests import views
+
+    with ctx(app):
+        branch(doc, "topic", BASE.replace("Friday", "Monday"))
+        n = open_mr(doc, "topic")
+        d = document(doc)
+        git = git_of(doc)
+        # What the batcher does: a commit on the branch, with no signal sent.
+        live = git.write(
+            "topic",
+            [gitstore.Put("document.md", BASE.replace("Friday", "Sunday"))],
+            parent=git.head("topic"),
+            author=gitstore.Author("Ed", "ed@example.com"),
+            message="Live edit",
+        )
+        assert get(doc, n).head_oid != live
+        room = SimpleNamespace(key=RoomKey(d.id, "topic", "document.md"))
+        hub = app.extensions["quire.live"]
+        hook = next(
+            h
+            for h in hub.hooks["after_commit"]
+            if getattr(h, "func", None) is views._after_live_commit
+        )
+        hook(hub, room, live).join(timeout=30)
+        db.session().expire_all()
+        mr = get(doc, n)
+        assert mr.head_oid == live
+        assert [e.kind for e in services.events(mr)][-1] == "pushed"
