@@ -28,7 +28,7 @@ from typing import Literal
 
 import pygit2
 from merge3 import Merge3
-from pygit2.enums import FileMode
+from pygit2.enums import DiffOption, FileMode
 
 __all__ = [
     "ConflictRegion",
@@ -44,9 +44,9 @@ MergeStyle = Literal["merge", "squash", "ff"]
 Pick = Literal["ours", "theirs", "both", "edit"]
 _PICKS = ("ours", "theirs", "both", "edit")
 
-#: A finer pass is skipped when a conflicted hunk has more tokens than this: the token
-#: diffs are pure Python, and a hunk that large is a rewrite anyway.
-MAX_REFINE_TOKENS = 20_000
+#: A finer pass is skipped when a conflicted hunk has more tokens than this (the three
+#: texts together), to bound the time one merge takes: about a second per 100,000.
+MAX_REFINE_TOKENS = 200_000
 
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 # A sentence runs to its terminator (plus closing quotes/brackets) when whitespace or the
@@ -240,60 +240,40 @@ def git_line_merge(base: str, ours: str, theirs: str) -> str | None:
 
 # ---------------------------------------------------------------------- the finer passes
 
-#: Above this many differences a token diff gives up and matches only the common prefix
-#: and suffix: Myers' algorithm costs time proportional to the differences squared.
-MAX_MYERS_DIFFERENCES = 1_000
 #: The in-place diff fills a table of len(a) × len(b) cells (after the common prefix
 #: and suffix are cut off); beyond this many it is skipped.
 MAX_REPLACEMENT_TABLE = 40_000
 
 _Block = tuple[int, int, int]
+_XDIFF_FLAGS = DiffOption.FORCE_TEXT | DiffOption.PATIENCE
 
 
-def _myers_pairs(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]] | None:
-    """Matched index pairs of a shortest edit script (Myers 1986), or None if too costly."""
-    n, m = len(a), len(b)
-    offset = n + m + 1
-    frontier = [0] * (2 * offset + 1)  # furthest x reached on each diagonal k = x - y
-    history: list[list[int]] = []
-    for d in range(min(n + m, MAX_MYERS_DIFFERENCES) + 1):
-        for k in range(-d, d + 1, 2):
-            if k == -d or (k != d and frontier[offset + k - 1] < frontier[offset + k + 1]):
-                x = frontier[offset + k + 1]
-            else:
-                x = frontier[offset + k - 1] + 1
-            y = x - k
-            while x < n and y < m and a[x] == b[y]:
-                x, y = x + 1, y + 1
-            frontier[offset + k] = x
-            if x >= n and y >= m:
-                history.append(frontier[offset - d - 1 : offset + d + 2])
-                return _backtrack(history, n, m)
-        # Only diagonals -d-1 .. d+1 can matter for step d + 1 or for the way back.
-        history.append(frontier[offset - d - 1 : offset + d + 2])
-    return None
+def _as_lines(tokens: Sequence[str]) -> bytes:
+    """One token per line, escaped so that a token holding a newline stays one line."""
+    escaped = (t.replace("\\", "\\\\").replace("\n", "\\n") for t in tokens)
+    return "".join(f"{t}\n" for t in escaped).encode("utf-8", "surrogatepass")
 
 
-def _backtrack(history: list[list[int]], n: int, m: int) -> list[tuple[int, int]]:
-    """Walk Myers' frontiers back from (n, m); ``history[d][k + d + 1]`` is diagonal k."""
+def _shortest_pairs(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]]:
+    """Matched index pairs of Git's diff of two token lists (libgit2's xdiff, Myers).
+
+    It runs in C: a pure Python Myers took seconds on a document whose every paragraph
+    one side had rewrapped. Like Git, xdiff may skip a match to stay fast (a token
+    repeated many times amid changes), so the result is short rather than shortest;
+    _replacement_pairs is exact where it is affordable.
+    """
+    if not a or not b:
+        return []
+    patch = pygit2.Patch.create_from(_as_lines(a), _as_lines(b), context_lines=0, flag=_XDIFF_FLAGS)
     pairs: list[tuple[int, int]] = []
-    x, y = n, m
-    for d in range(len(history) - 1, 0, -1):
-        before = history[d - 1]  # diagonal k sits at index k + d
-        k = x - y
-        down = k == -d or (k != d and before[k - 1 + d] < before[k + 1 + d])
-        prev_k = k + 1 if down else k - 1
-        prev_x = before[prev_k + d]
-        prev_y = prev_x - prev_k
-        mid_x, mid_y = (prev_x, prev_y + 1) if prev_k == k + 1 else (prev_x + 1, prev_y)
-        while x > mid_x and y > mid_y:
-            x, y = x - 1, y - 1
-            pairs.append((x, y))
-        x, y = prev_x, prev_y
-    while x > 0 and y > 0:
-        x, y = x - 1, y - 1
-        pairs.append((x, y))
-    pairs.reverse()
+    x = y = 0
+    for hunk in patch.hunks:
+        # xdiff numbers lines from 1; an empty side names the line it follows.
+        a1 = hunk.old_start if hunk.old_lines == 0 else hunk.old_start - 1
+        b1 = hunk.new_start if hunk.new_lines == 0 else hunk.new_start - 1
+        pairs.extend((x + k, y + k) for k in range(a1 - x))
+        x, y = a1 + hunk.old_lines, b1 + hunk.new_lines
+    pairs.extend((x + k, y + k) for k in range(len(a) - x))
     return pairs
 
 
@@ -350,16 +330,15 @@ def _replacement_pairs(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, in
 
 def token_diff(
     a: Sequence[str], b: Sequence[str], *, from_end: bool = False, in_place: bool = False
-) -> list[_Block]:
-    """Matching blocks of a shortest edit script from ``a`` to ``b``.
+) -> list[_Block] | None:
+    """Matching blocks of a short edit script from ``a`` to ``b``.
 
-    A shortest script (what Git's diff computes too) keeps unchanged words matched where
+    A short script (what Git's diff computes) keeps unchanged words matched where
     difflib's longest-block-first heuristic can pair a repeated "the" with the wrong
-    one. ``from_end`` prefers matches near the end, so an ambiguous insertion or
-    deletion in a run of repeated tokens is placed as early as possible instead of as
-    late as possible. ``in_place`` picks, among shortest scripts, one that replaces
-    tokens where they stand (see _replacement_pairs). Past MAX_MYERS_DIFFERENCES only
-    the common prefix and suffix match: a rewrite that large is a conflict anyway.
+    one. ``from_end`` diffs the reversed sequences, so an ambiguous insertion or
+    deletion in a run of repeated tokens lands at the other end of the run.
+    ``in_place`` picks, among shortest scripts, one that replaces tokens where they
+    stand (see _replacement_pairs), and gives None when that table would be too big.
     """
     n, m = len(a), len(b)
     if from_end:
@@ -371,8 +350,13 @@ def token_diff(
     while tail < n - head and tail < m - head and a[n - 1 - tail] == b[m - 1 - tail]:
         tail += 1
     middle_a, middle_b = a[head : n - tail], b[head : m - tail]
-    found = _replacement_pairs(middle_a, middle_b) if in_place else None
-    middle = found if found is not None else _myers_pairs(middle_a, middle_b) or []
+    if in_place:
+        found = _replacement_pairs(middle_a, middle_b)
+        if found is None:
+            return None  # too big: the caller has the plain diffs already
+        middle = found
+    else:
+        middle = _shortest_pairs(middle_a, middle_b)
     pairs = [(i, i) for i in range(head)]
     pairs += [(x + head, y + head) for x, y in middle]
     pairs += [(n - tail + i, m - tail + i) for i in range(tail)]
@@ -525,13 +509,15 @@ def _slide_apart(
     return _blocks_of(hunks, len(base), len(side))
 
 
-def _hunk_cost(blocks: list[_Block]) -> int:
-    """Edit cost counting a replaced token once (a shortest diff counts it twice)."""
-    cost, x, y = 0, 0, 0
+def _cost(blocks: list[_Block]) -> tuple[int, int]:
+    """Tokens left unmatched, then edits counting a replaced token once: the smaller, the
+    closer the diff is to what the writer did."""
+    unmatched = blocks[-1][0] + blocks[-1][1] - 2 * sum(size for _, _, size in blocks)
+    edits, x, y = 0, 0, 0
     for bx, by, size in blocks:
-        cost += max(bx - x, by - y)
+        edits += max(bx - x, by - y)
         x, y = bx + size, by + size
-    return cost
+    return unmatched, edits
 
 
 def _is_anchor(token: str) -> bool:
@@ -541,7 +527,7 @@ def _is_anchor(token: str) -> bool:
 
 def anchored_diff(
     a: Sequence[str], b: Sequence[str], *, from_end: bool = False, in_place: bool = False
-) -> list[_Block]:
+) -> list[_Block] | None:
     """token_diff over words only; spaces and punctuation follow the words around them.
 
     Spaces and full stops are the most frequent tokens, so a diff that may match them
@@ -552,10 +538,13 @@ def anchored_diff(
     """
     ia = [i for i, t in enumerate(a) if _is_anchor(t)]
     ib = [j for j, t in enumerate(b) if _is_anchor(t)]
-    partner: dict[int, int] = {}
-    for x, y, size in token_diff(
+    blocks = token_diff(
         [a[i] for i in ia], [b[j] for j in ib], from_end=from_end, in_place=in_place
-    ):
+    )
+    if blocks is None:
+        return None
+    partner: dict[int, int] = {}
+    for x, y, size in blocks:
         for k in range(size):
             partner[ia[x + k]] = ib[y + k]
     taken = set(partner.values())
@@ -583,22 +572,25 @@ def anchored_diff(
 
 
 def _placements(base: list[str], side: list[str], *, anchored: bool) -> list[list[_Block]]:
-    """The distinct cheapest of several shortest diffs of ``base`` → ``side``.
+    """The distinct cheapest of several diffs of ``base`` → ``side`` (see _cost).
 
-    All are shortest; of two, the one that pairs more deletions with insertions
+    Of two equally short diffs, the one that pairs more deletions with insertions
     (replacing "the." by "ours" in place rather than inserting "ours" at the start and
     deleting a "the." further on) is what a writer meant.
     """
+    # Lines are compared whole: when every paragraph changed, the blank lines between
+    # them are what keeps one paragraph's hunk apart from the next.
     differ = anchored_diff if anchored else token_diff
-    candidates = [
+    found = [
         differ(base, side),
         differ(base, side, from_end=True),
         differ(base, side, in_place=True),
     ]
-    best = min(_hunk_cost(c) for c in candidates)
+    candidates = [blocks for blocks in found if blocks is not None]
+    best = min(_cost(c) for c in candidates)
     out: list[list[_Block]] = []
     for blocks in candidates:
-        if _hunk_cost(blocks) == best and blocks not in out:
+        if _cost(blocks) == best and blocks not in out:
             out.append(blocks)
     return out
 
@@ -681,7 +673,10 @@ def _merge_lines(base: str, ours: str, theirs: str) -> list[_Chunk]:
     if trivial is not None:
         return trivial
     out: list[_Chunk] = []
-    for chunk in _merge_split(base, ours, theirs, _lines, strict=True):
+    # Not strict: Git already gave up on this text, and every conflict left here is
+    # merged again by words; a run of blank lines is the usual ambiguity, and where a
+    # blank line went changes nothing.
+    for chunk in _merge_split(base, ours, theirs, _lines, strict=False):
         out.extend([chunk] if isinstance(chunk, str) else _merge_prose(*chunk))
     return out
 

@@ -141,6 +141,40 @@ def test_merge_text_never_drops_text_in_a_conflict() -> None:
     assert "Delta." in result.resolve({r.index: "theirs" for r in result.conflicts})
 
 
+def test_full_stops_do_not_pull_an_edit_to_the_wrong_word() -> None:
+    """Found by the property tests: with full stops as anchors, theirs' kept "w4" was
+    paired with nothing and came back although ours deleted it."""
+    result = merge_text("w0 w1 w2 w3 w4 w5. ", "o3 o2 w1 w2 w3 w5. ", "w1 w2 w3 t0. w4 ")
+    clean = " ".join(c for c in result.chunks if isinstance(c, str))
+    assert "w4" not in clean.split()
+    assert result.resolve({r.index: "ours" for r in result.conflicts}) == "o3 o2 w1 w2 w3 w5. "
+
+
+def test_punctuation_edits_merge_with_word_edits() -> None:
+    result = merge_text("Hello, world. Bye.\n", "Hello world. Bye.\n", "Hello, world. Bye!\n")
+    assert result.text == "Hello world. Bye!\n"
+
+
+@needs_git
+def test_a_rewrapped_document_merges_with_word_edits(tmp_path) -> None:
+    """One side puts every sentence on its own line (Git sees every paragraph changed),
+    the other edits words: Git conflicts, the word pass merges."""
+    paragraphs = [
+        f"Paragraph {i} opens here. It says something about topic {i}. It ends here."
+        for i in range(60)
+    ]
+    base = "\n\n".join(paragraphs) + "\n"
+    theirs = base.replace("topic 7.", "subject 7.").replace("topic 42.", "matter 42.")
+    ours = base.replace(". ", ".\n")
+    for name, text in (("base", base), ("ours", ours), ("theirs", theirs)):
+        (tmp_path / name).write_text(text)
+    git = _git(
+        "merge-file", "-p", *(str(tmp_path / n) for n in ("ours", "base", "theirs")), check=False
+    )
+    assert git.returncode > 0  # Git: conflicts
+    assert merge_text(base, ours, theirs).text == theirs.replace(". ", ".\n")
+
+
 # ---------------------------------------------------------------- acceptance: one paragraph
 
 
