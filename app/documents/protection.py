@@ -253,7 +253,7 @@ def save_rule(
     if rule_id is None:
         rule = BranchProtection(document_id=document.id)
     else:
-        rule = session.get(BranchProtection, rule_id)
+        rule = session.get(BranchProtection, rule_id) if 0 < rule_id < 2**31 else None
         if rule is None or rule.document_id != document.id:
             raise ProtectionError("That rule no longer exists.")
     clash = session.scalar(
@@ -279,7 +279,7 @@ def delete_rule(actor: User, document: Document, rule_id: int) -> None:
     """Remove a rule (PROTECT_BRANCH). The default branch stays implicitly protected."""
     require(actor, Action.PROTECT_BRANCH, document)
     session = db.session()
-    rule = session.get(BranchProtection, rule_id)
+    rule = session.get(BranchProtection, rule_id) if 0 < rule_id < 2**31 else None
     if rule is None or rule.document_id != document.id:
         raise ProtectionError("That rule no longer exists.")
     session.delete(rule)

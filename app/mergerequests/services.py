@@ -268,7 +268,13 @@ def _current_pin(git: gitstore.Document, mr: MergeRequest) -> str | None:
     return None if ref is None else str(ref.target)
 
 
+#: Numbers and ids are SQL integers: anything larger cannot exist (and would not bind).
+MAX_SQL_INT = 2**31 - 1
+
+
 def get_merge_request(document: Document, number: int) -> MergeRequest | None:
+    if not 0 < number <= MAX_SQL_INT:
+        return None
     return db.session().scalar(
         select(MergeRequest).where(
             MergeRequest.document_id == document.id, MergeRequest.number == number

@@ -369,10 +369,14 @@ def _text(git: gitstore.Document, path: str | None, ref: str) -> str:
 # --- conflicts ----------------------------------------------------------------------------
 
 
-def _conflicted_files(git: gitstore.Document, mr: MergeRequest) -> tuple[str, list[Any]]:
+def _conflicted_files(git: gitstore.Document, mr: MergeRequest) -> tuple[str, list[Any], list[str]]:
+    """The target head, the text files with conflict regions, and the other conflicted
+    paths (binary files, a file deleted on one side) that only git can settle."""
     target_head = git.head(mr.target_branch)
     preview = git.preview_merge(target_head, mr.head_oid)
-    return target_head, [f for f in preview.files if f.conflicts]
+    files = [f for f in preview.files if f.conflicts]
+    texts = {f.path for f in files}
+    return target_head, files, [p for p in preview.conflicts if p not in texts]
 
 
 @bp.route("/d/<slug>/merge-requests/<int:number>/conflicts", methods=["GET", "POST"])
@@ -385,7 +389,7 @@ def conflicts(document: Document, number: int):
         return _back(document, mr)
     git = _git(document)
     try:
-        target_head, files = _conflicted_files(git, mr)
+        target_head, files, others = _conflicted_files(git, mr)
     except gitstore.RefNotFound:
         abort(404)
     if request.method == "POST":
@@ -416,7 +420,9 @@ def conflicts(document: Document, number: int):
         return _back(document, mr)
     return render_template(
         "mergerequests/conflicts.html",
-        **_mr_context(document, mr, files=files, target_head=target_head, tab="conflicts"),
+        **_mr_context(
+            document, mr, files=files, others=others, target_head=target_head, tab="conflicts"
+        ),
     )
 
 

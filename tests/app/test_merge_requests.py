@@ -784,3 +784,35 @@ def test_live_commits_refresh_the_head(app: Flask, doc: str) -> None:
         mr = get(doc, n)
         assert mr.head_oid == live
         assert [e.kind for e in services.events(mr)][-1] == "pushed"
+
+
+def test_conflicts_only_git_can_settle_are_named(app: Flask, client, accounts, doc) -> None:
+    with ctx(app):
+        save(doc, "main", "Side notes.\n", by="olga", path="notes.md")
+        documents.create_branch(user("ed"), document(doc), "tidy", "main")
+        git = git_of(doc)
+        documents.delete_file(
+            user("ed"), document(doc), branch="tidy", path="notes.md", parent=git.head("tidy")
+        )
+        save(doc, "main", "Side notes, longer.\n", by="olga", path="notes.md")
+        n = open_mr(doc, "tidy")
+        assert get(doc, n).conflicts == ["notes.md"]
+    accounts.login(client, "mo")
+    page = client.get(f"/d/{doc}/merge-requests/{n}/conflicts").get_data(as_text=True)
+    assert "cannot settle" in page and "<code>notes.md</code>" in page
+    assert 'name="pick-' not in page
+
+
+def test_out_of_range_numbers_are_404_not_500(app: Flask, client, accounts, doc) -> None:
+    huge = 2**40
+    accounts.login(client, "mo")
+    assert client.get(f"/d/{doc}/merge-requests/{huge}").status_code == 404
+    token = accounts.token("mo")
+    response = client.get(
+        f"/api/v1/documents/{doc}/merge-requests/{huge}",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 404
+    url = f"/d/{doc}/branch-protection"
+    bad = client.submit(url, {"form": "delete", "rule_id": str(huge)})
+    assert bad.status_code == 422 and "no longer exists" in bad.get_data(as_text=True)
