@@ -372,6 +372,24 @@ def test_approvals_count_each_reviewers_latest_verdict(app: Flask, accounts, mr:
         assert len(db.session().scalars(select(Review)).all()) == 5
     page = rita.get(mr.base).get_data(as_text=True)
     assert "2 approvals" in page and "Please fix line 4" in page
+    # Analytics: one mr_reviewed per verdict, one mr_approved per approval, with the document.
+    from app.analytics import tracking
+    from app.analytics.models import Event
+
+    tracking.flush()
+    with app.app_context():
+        events = (
+            db.session()
+            .scalars(
+                select(Event)
+                .where(Event.name.in_(["mr_reviewed", "mr_approved"]))
+                .order_by(Event.id)
+            )
+            .all()
+        )
+        names = [e.name for e in events]
+        assert names.count("mr_reviewed") == 5 and names.count("mr_approved") == 4
+        assert {e.properties["document"] for e in events} == {mr.slug}
 
 
 def test_the_author_cannot_approve_their_own_request(app: Flask, accounts, mr: Setup) -> None:
