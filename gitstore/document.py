@@ -694,18 +694,29 @@ class Document:
         """Rename a branch in one ref transaction: both refs are locked, then checked.
 
         The default branch is refused (HEAD would dangle); so is a ``new`` that exists.
+        If anyone moves ``old`` or holds either ref's lock meanwhile, RefConflict.
         """
         old_ref, new_ref = _branch_ref(old), _branch_ref(new)
         if old_ref == f"refs/heads/{self.default_branch}":
             raise CannotRenameDefaultBranch(f"{old!r} is the default branch")
-        if old_ref == new_ref:
+        seen = self._target(old_ref)
+        if seen is None:
+            raise RefNotFound(f"no such branch: {old!r}")
+        if old_ref == new_ref or self._target(new_ref) is not None:
             raise BranchExists(f"branch {new!r} already exists")
-        with translate(ref=old_ref), self.repo.transaction() as txn:
+
+        def actual() -> str | None:
+            return self._target(old_ref)
+
+        with (
+            translate(ref=old_ref, expected=seen, actual=actual),
+            self.repo.transaction() as txn,
+        ):
             txn.lock_ref(old_ref)
             txn.lock_ref(new_ref)
             current = self._target(old_ref)
-            if current is None:
-                raise RefNotFound(f"no such branch: {old!r}")
+            if current != seen:
+                raise RefConflict(old_ref, seen, current)
             if self._target(new_ref) is not None:
                 raise BranchExists(f"branch {new!r} already exists")
             txn.set_target(new_ref, current, message=f"branch: renamed {old_ref} to {new_ref}")

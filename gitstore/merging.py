@@ -36,6 +36,7 @@ __all__ = [
     "MergePreview",
     "MergeStyle",
     "Pick",
+    "Resolution",
     "merge_text",
     "prose_merge",
 ]

@@ -632,3 +632,21 @@ def test_stale_save_still_conflicts_on_the_same_word(doc, author, other) -> None
     assert b"Authors" in conflict.ours and b"Editors" in conflict.theirs
     assert conflict.base == PARAGRAPH.encode()
     assert doc.head("main") == theirs
+
+
+def test_rename_branch_is_refused_while_another_writer_holds_a_ref(doc) -> None:
+    start = doc.head("main")
+    doc.create_branch("draft", start)
+    for locked in ("draft", "final"):
+        lock = doc.path / "refs" / "heads" / f"{locked}.lock"
+        lock.write_text("")
+        try:
+            with pytest.raises(RefConflict):
+                doc.rename_branch("draft", "final")
+        finally:
+            lock.unlink()
+        assert doc.head("draft") == start
+        with pytest.raises(RefNotFound):
+            doc.head("final")
+    doc.rename_branch("draft", "final")
+    assert doc.head("final") == start
