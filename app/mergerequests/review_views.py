@@ -448,6 +448,7 @@ def _ensure_script(response: Response) -> Response:
         or response.status_code != 200
         or response.mimetype != "text/html"
         or response.direct_passthrough
+        or response.is_streamed
     ):
         return response
     body = response.get_data(as_text=True)
