@@ -787,6 +787,7 @@ class Document:
             raise ValueError(f"unknown merge style: {style!r}")
         refname = _branch_ref(target_branch)
         expected = str(self._parent_commit(expected_target).id)
+        self.head(target_branch)  # RefNotFound for a missing branch, before the CAS check
         self._check_head(refname, expected)
         target_oid, source_oid, base, up_to_date, fast_forward = self._merge_state(expected, source)
         resolutions = dict(resolutions or {})
@@ -829,6 +830,7 @@ class Document:
         """
         refname = _branch_ref(branch)
         expected = str(self._parent_commit(parent).id)
+        self.head(branch)
         self._check_head(refname, expected)
         before_oid, after_oid = self.resolve(before), self.resolve(after)
         merged = self._tree_merge(after_oid, expected, before_oid)

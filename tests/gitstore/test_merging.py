@@ -310,6 +310,8 @@ def test_merge_refuses_nothing_to_merge_and_unknown_styles(doc, author) -> None:
         )  # type: ignore[arg-type]
     with pytest.raises(RefNotFound):
         doc.merge("main", "nope", style="merge", expected_target=start, author=author, message="m")
+    with pytest.raises(RefNotFound):
+        doc.merge("nope", "draft", style="merge", expected_target=start, author=author, message="m")
 
 
 def test_expected_target_must_be_a_commit_id(doc, author, diverged) -> None:
