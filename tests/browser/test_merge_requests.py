@@ -336,6 +336,20 @@ def test_review_and_merge_in_three_styles(
     ada.screenshot(path=str(tmp_path / "list.png"), full_page=True)
     ada.goto(mr_url(slug, first))
     ada.screenshot(path=str(tmp_path / "overview-merged.png"), full_page=True)
+    phone = people.browser.new_context(
+        base_url=server.base_url,
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        storage_state=ada.context.storage_state(),
+    )
+    people.contexts.append(phone)
+    small = phone.new_page()
+    for url in (mr_url(slug, first), mr_url(slug, second, "changes"), f"/d/{slug}/merge-requests"):
+        small.goto(url)
+        widths = small.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1], f"{url} is {widths[0]}px wide on a {widths[1]}px phone"
+    small.screenshot(path=str(tmp_path / "list-phone.png"), full_page=True)
     assert appendix_head.startswith(fast)
 
     # A fresh clone: ff on top of the squash on top of the merge commit.
