@@ -175,6 +175,33 @@ def test_a_rewrapped_document_merges_with_word_edits(tmp_path) -> None:
     assert merge_text(base, ours, theirs).text == theirs.replace(". ", ".\n")
 
 
+@pytest.mark.parametrize(
+    ("base", "ours", "theirs", "merged"),
+    [
+        (  # CRLF line ends, no newline at the end
+            "One two three.\r\nFour five six.",
+            "One TWO three.\r\nFour five six.",
+            "One two three.\r\nFour five SIX.",
+            "One TWO three.\r\nFour five SIX.",
+        ),
+        (
+            "Un été très chaud. Il pleut.",
+            "Un été très froid. Il pleut.",
+            "Un été très chaud. Il neige.",
+            "Un été très froid. Il neige.",
+        ),
+        (
+            "日本語の文。次の文。",
+            "日本語の文章。次の文。",
+            "日本語の文。次の文です。",
+            "日本語の文章。次の文です。",
+        ),
+    ],
+)
+def test_merge_text_beyond_ascii_and_unix_lines(base, ours, theirs, merged) -> None:
+    assert merge_text(base, ours, theirs).text == merged
+
+
 # ---------------------------------------------------------------- acceptance: one paragraph
 
 
