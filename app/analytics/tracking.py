@@ -537,7 +537,8 @@ def _after_request(response: Response) -> Response:
             current_visit()
         context = g.get("analytics_visit")
         if context is not None and context.set_cookies:
-            secure = bool(current_app.config.get("SESSION_COOKIE_SECURE"))
+            # Like the session cookie: Secure whenever the page came over HTTPS.
+            secure = bool(current_app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
             for cookie, token, max_age in (
                 (VISIT_COOKIE, context.visit_token, VISIT_IDLE),
                 (VISITOR_COOKIE, context.visitor_token, VISITOR_MAX_AGE),
