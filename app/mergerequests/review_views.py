@@ -148,12 +148,9 @@ def comment_form(slug: str, number: int):
     side = request.args.get("side", "new")
     line_start = _int("line")
     line_end = _int("line_end") or line_start
-    lines: list[str] | None = None
+    lines = None
     if path and side in reviews.SIDES and line_start:
-        all_lines = reviews._file_lines(reviews._repo(mr), path, reviews._side_ref(mr, side))
-        if all_lines is not None:
-            lo, hi = sorted((line_start, line_end or line_start))
-            lines = all_lines[lo - 1 : hi]
+        lines = reviews.lines_of(mr, path, side, line_start, line_end or line_start)
     return _standalone(
         title="Comment",
         mr=mr,
@@ -314,9 +311,9 @@ def submit_review(slug: str, number: int):
         reviews.submit_review(g.actor, mr, verdict, request.form.get("body", ""))
     except reviews.ReviewError as exc:
         return _error(mr, str(exc))
-    flash("Approved." if verdict == "approved" else "Changes requested.", "success")
     if _wants_json():
         return jsonify({"verdict": verdict, "approvals": reviews.approval_count(mr)}), 201
+    flash("Approved." if verdict == "approved" else "Changes requested.", "success")
     return _back(mr, "review-panel")
 
 
@@ -351,7 +348,7 @@ def render_comment(body: str, document: Document) -> Markup:
     """A comment's Markdown, sanitized, with mentions linked to the person's requests."""
 
     def link(user: Any) -> str:
-        return f"/d/{document.slug}/merge-requests?author={user.username}"
+        return url_for("mergerequests.index", slug=document.slug, author=user.username, state="all")
 
     return mentions.render(body, link)
 

@@ -220,6 +220,15 @@ def _file_lines(repo: gitstore.Document, path: str, ref: str) -> list[str] | Non
     return content.text.splitlines()
 
 
+def lines_of(mr: MergeRequest, path: str, side: str, start: int, end: int) -> list[str] | None:
+    """Lines ``start..end`` (either order) of ``path`` as ``side`` of the diff shows them."""
+    lines = _file_lines(_repo(mr), path, _side_ref(mr, side))
+    if lines is None:
+        return None
+    lo, hi = sorted((start, end))
+    return lines[max(lo, 1) - 1 : hi]
+
+
 def _line_threads(mr: MergeRequest, *, outdated: bool | None = None) -> list[ReviewThread]:
     query = select(ReviewThread).where(
         ReviewThread.merge_request_id == mr.id, ReviewThread.path.is_not(None)

@@ -511,7 +511,8 @@ def test_mentions_reach_only_people_who_can_read(app: Flask, accounts, mr: Setup
     thread = _comment(rita, mr, body)
     assert _notified(app, "mentioned") == ["vera"]
     html = thread["comments"][0]["html"]
-    assert re.search(r'<a class="mention" href="[^"]*author=vera"[^>]*>@vera</a>', html)
+    link = re.search(r'<a class="mention" href="([^"]*author=vera\b[^"]*)"[^>]*>@vera</a>', html)
+    assert link and rita.get(link.group(1).replace("&amp;", "&")).status_code == 200
     assert re.search(r'<a class="mention"[^>]*>@stan</a>', html)  # a known name links...
     assert "@nobody" in html and ">@nobody<" not in html  # ...an unknown one does not
     assert "<code>@rex</code>" in html
