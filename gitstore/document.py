@@ -662,6 +662,29 @@ class Document:
             )
         return oid
 
+    def delete_tag(self, name: str, *, expected: str | None = None) -> str:
+        """Delete tag ``name``; with ``expected`` (the tag object's id), only if still there.
+
+        Tags are immutable in Quire, but a push may replace one (``git push --force``):
+        ``expected`` makes sure the tag deleted is the one the caller looked at. Names
+        are checked with Git's own rule, not Quire's stricter one, so tags pushed with
+        names Quire would not create can still be deleted. Returns the deleted ref's
+        target (the tag object's id, or the commit's for a lightweight tag).
+        """
+        refname = f"refs/tags/{name}" if isinstance(name, str) and name else ""
+        if not refname or not pygit2.reference_is_valid_name(refname):
+            raise InvalidRefName(f"invalid tag name: {name!r}")
+        ref = self.repo.references.get(refname)
+        if ref is None:
+            raise RefNotFound(f"no such tag: {name!r}")
+        current = str(ref.target)
+        if expected is not None and current != expected:
+            raise RefConflict(refname, expected, current)
+        # As for branches: libgit2 deletes only if the ref still holds the loaded value.
+        with translate(ref=refname, expected=current, actual=lambda: self._target(refname)):
+            ref.delete()
+        return current
+
     # ------------------------------------------------------------------ merging
 
     def merge_base(self, a: str, b: str) -> str | None:

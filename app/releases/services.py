@@ -22,7 +22,6 @@ from app.documents import services as documents
 from app.documents.models import Document
 from app.documents.protection import is_valid_ref_name
 from gitstore.archive import archive
-from gitstore.errors import translate
 
 TAG_PREFIX = "refs/tags/"
 #: Longest release notes accepted (Markdown), in characters.
@@ -170,15 +169,17 @@ def delete_release(actor: User, document: Document, tag: str, *, confirm: str) -
     refname = TAG_PREFIX + tag
     # Look the name up among the repository's own tags: tags pushed or made outside
     # Quire may use characters our naming rule refuses, and can still be deleted.
-    known = any(t.name == tag for t in repo.tags())
-    ref = repo.repo.references.get(refname) if known else None
-    if ref is None:
+    if not any(t.name == tag for t in repo.tags()):
         raise gitstore.RefNotFound(f"no such release: {tag!r}")
     if confirm.strip() != tag:
         raise ReleaseError("Type the tag name exactly to confirm the deletion.", "confirm")
-    old = str(ref.target)
-    with translate(ref=refname, expected=old, actual=lambda: None):
-        ref.delete()
+    try:
+        old = repo.delete_tag(tag)
+    except gitstore.RefConflict:
+        raise ReleaseError(
+            f"The release {tag!r} changed while it was being deleted; nothing was deleted.",
+            "conflict",
+        ) from None
     record_ref_updates(document, actor, [(refname, old, gitstore.ZERO_OID)], source="web")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from gitstore import (
@@ -108,3 +110,42 @@ def test_tags(doc, author, other) -> None:
     assert doc.resolve("v1.0") == v1  # never moved
     with pytest.raises(InvalidRefName):
         doc.create_tag("bad tag", "main", tagger=author, message="x")
+
+
+def test_delete_tag_is_compare_and_swap(doc, author) -> None:
+    v1 = doc.head("main")
+    doc.create_tag("v1.0", "main", tagger=author, message="First")
+    tag_object = str(doc.repo.references["refs/tags/v1.0"].target)
+    assert tag_object != v1  # annotated: the ref holds the tag object, not the commit
+    with pytest.raises(RefConflict) as info:
+        doc.delete_tag("v1.0", expected=v1)
+    assert info.value.actual == tag_object
+    assert doc.resolve("v1.0") == v1  # still there
+    assert doc.delete_tag("v1.0", expected=tag_object) == tag_object
+    assert [t.name for t in doc.tags()] == []
+    with pytest.raises(RefNotFound):
+        doc.delete_tag("v1.0")
+    for bad in ["", "a..b", "bad name", "x~1"]:
+        with pytest.raises(InvalidRefName):
+            doc.delete_tag(bad)
+    # A lightweight tag, and one named outside Quire's rules (as a push could make it).
+    doc.repo.create_reference_direct("refs/tags/light", doc.repo[v1].id, False)
+    doc.repo.create_reference_direct("refs/tags/-odd", doc.repo[v1].id, False)
+    assert doc.delete_tag("light") == v1
+    assert doc.delete_tag("-odd", expected=v1) == v1
+    assert doc.tags() == []
+    # Branches are never reached through a tag name.
+    with pytest.raises(RefNotFound):
+        doc.delete_tag("main")
+    assert doc.head("main") == v1
+
+
+def test_delete_tag_refuses_a_replaced_tag(doc, author) -> None:
+    """The tag is replaced (a forced push) after the caller read it: nothing is deleted."""
+    v1 = doc.head("main")
+    v2 = doc.write("main", [Put("a.md", "a")], parent=v1, author=author, message="2")
+    doc.repo.create_reference_direct("refs/tags/v1", doc.repo[v1].id, False)
+    subprocess.run(["git", "-C", str(doc.path), "update-ref", "refs/tags/v1", v2, v1], check=True)
+    with pytest.raises(RefConflict):
+        doc.delete_tag("v1", expected=v1)
+    assert doc.resolve("v1") == v2
