@@ -816,3 +816,44 @@ def test_out_of_range_numbers_are_404_not_500(app: Flask, client, accounts, doc)
     url = f"/d/{doc}/branch-protection"
     bad = client.submit(url, {"form": "delete", "rule_id": str(huge)})
     assert bad.status_code == 422 and "no longer exists" in bad.get_data(as_text=True)
+
+
+#: Expected status per role for each merge request page action (anonymous: not signed in).
+#: 302 means allowed (a form that redirects back); the private document hides itself: 404.
+MATRIX = {
+    #             list  show  new  merge conflicts protect close
+    "olga": (200, 200, 200, 302, 200, 200, 302),
+    "mo": (200, 200, 200, 302, 200, 200, 302),
+    "ed": (200, 200, 200, 403, 403, 403, 302),
+    "rev": (200, 200, 403, 403, 403, 403, 403),
+    "vi": (200, 200, 403, 403, 403, 403, 403),
+    "stranger": (404, 404, 404, 404, 404, 404, 404),
+    None: (404, 404, 404, 404, 404, 404, 404),
+}
+
+
+@pytest.mark.parametrize("who", list(MATRIX), ids=lambda w: w or "anonymous")
+def test_permission_matrix_of_the_pages(app: Flask, client, accounts, doc, who) -> None:
+    with ctx(app):
+        branch(doc, "topic", BASE.replace("Friday", "Monday"), by="mo")
+        n = open_mr(doc, "topic", by="mo")  # nobody below but its author may close it
+    base = f"/d/{doc}/merge-requests"
+    if who is not None:
+        accounts.login(client, who)
+    token = client.csrf_token("/login")
+
+    def post(url: str, data: dict[str, str]) -> int:
+        return client.post(url, data={"csrf_token": token, **data}).status_code
+
+    got = (
+        client.get(base).status_code,
+        client.get(f"{base}/{n}").status_code,
+        client.get(f"{base}/new").status_code,
+        post(f"{base}/{n}/merge", {"style": "no-such-style"}),  # allowed, then refused: 302
+        client.get(f"{base}/{n}/conflicts").status_code,
+        client.get(f"/d/{doc}/branch-protection").status_code,
+        post(f"{base}/{n}/close", {}),
+    )
+    assert got == MATRIX[who]
+    with ctx(app):
+        assert get(doc, n).state == ("closed" if MATRIX[who][6] == 302 else "open")

@@ -305,3 +305,33 @@ def test_openapi_describes_the_merge_request_routes(client) -> None:
         assert methods <= set(paths[path]), path
     assert "409" in paths["/documents/{slug}/merge-requests/{number}/merge"]["post"]["responses"]
     assert "MergeRequest" in spec["components"]["schemas"]
+
+
+#: Expected status per caller: list, get, open, merge (bad style: 422 once allowed), close.
+API_MATRIX = {
+    "olga": (200, 200, 201, 422, 200),
+    "mo": (200, 200, 201, 422, 200),
+    "ed": (200, 200, 201, 403, 200),
+    "rev": (200, 200, 403, 403, 403),
+    "vi": (200, 200, 403, 403, 403),
+    "stranger": (404, 404, 404, 404, 404),
+    None: (404, 404, 401, 401, 401),
+}
+
+
+@pytest.mark.parametrize("who", list(API_MATRIX), ids=lambda w: w or "anonymous")
+def test_permission_matrix_of_the_api(client, tokens, doc, who) -> None:
+    make_branch(client, tokens, doc, "a", TEXT + "\nA.\n")
+    make_branch(client, tokens, doc, "b", TEXT + "\nB.\n")
+    call(client, "POST", f"/documents/{doc}/merge-requests", tokens["mo"],
+         {"source": "a", "title": "By mo"})  # fmt: skip
+    token = tokens[who] if who else None
+    base = f"/documents/{doc}/merge-requests"
+    got = (
+        call(client, "GET", base, token).status_code,
+        call(client, "GET", f"{base}/1", token).status_code,
+        call(client, "POST", base, token, {"source": "b", "title": "Mine"}).status_code,
+        call(client, "POST", f"{base}/1/merge", token, {"style": "octopus"}).status_code,
+        call(client, "POST", f"{base}/1/close", token).status_code,
+    )
+    assert got == API_MATRIX[who]
