@@ -52,28 +52,41 @@ class ReviewError(ValueError):
 # --- the questions the merge request half asks ---------------------------------------
 
 
-def _latest_verdicts(mr: MergeRequest) -> dict[int, Review]:
-    """Each reviewer's latest non-dismissed verdict (the author's own never count)."""
-    reviews = db.session().scalars(
-        select(Review)
-        .where(Review.merge_request_id == mr.id, Review.dismissed.is_(False))
-        .order_by(Review.id)
-    )
+def _standing(mr: MergeRequest, reviews: Iterable[Review]) -> dict[int, Review]:
+    """Each reviewer's latest verdict, if it still stands (``reviews`` in id order).
+
+    A dismissed latest verdict leaves the reviewer with none: an earlier request for
+    changes does not come back when the approval that replaced it is reset. The author's
+    own verdicts never count.
+    """
     latest: dict[int, Review] = {}
     for review in reviews:
         if review.reviewer_id != mr.author_id:
             latest[review.reviewer_id] = review
-    return latest
+    return {who: r for who, r in latest.items() if not r.dismissed}
+
+
+def _reviews_of(mr: MergeRequest) -> list[Review]:
+    return list(
+        db.session().scalars(
+            select(Review).where(Review.merge_request_id == mr.id).order_by(Review.id)
+        )
+    )
+
+
+def standing_verdicts(mr: MergeRequest) -> dict[int, str]:
+    """Reviewer id → 'approved' or 'changes_requested', for verdicts that still stand."""
+    return {who: r.verdict for who, r in _standing(mr, _reviews_of(mr)).items()}
 
 
 def approval_count(mr: MergeRequest) -> int:
-    """Reviewers whose latest standing verdict is an approval (not the author)."""
-    return sum(1 for r in _latest_verdicts(mr).values() if r.verdict == "approved")
+    """Reviewers whose latest verdict is a standing approval (never the author)."""
+    return sum(1 for v in standing_verdicts(mr).values() if v == "approved")
 
 
 def has_changes_requested(mr: MergeRequest) -> bool:
     """True while some reviewer's latest standing verdict asks for changes."""
-    return any(r.verdict == "changes_requested" for r in _latest_verdicts(mr).values())
+    return "changes_requested" in standing_verdicts(mr).values()
 
 
 def unresolved_count(mr: MergeRequest) -> int:
@@ -124,7 +137,7 @@ def on_new_head(mr: MergeRequest, old: str, new: str) -> None:
         key = (thread.path, thread.side)
         if key not in texts:
             texts[key] = _file_lines(repo, thread.path, _side_ref(mr, thread.side))
-        _reanchor(thread, texts[key], new)
+        _reanchor(thread, texts[key])
     if _resets_approvals(mr):
         standing = db.session().scalars(
             select(Review).where(
@@ -141,7 +154,7 @@ def on_new_head(mr: MergeRequest, old: str, new: str) -> None:
     db.session().flush()
 
 
-def _reanchor(thread: ReviewThread, lines: list[str] | None, head: str) -> None:
+def _reanchor(thread: ReviewThread, lines: list[str] | None) -> None:
     """Keep ``thread`` where its anchor text still is, follow it if it moved, else outdate."""
     assert thread.line_start is not None and thread.line_end is not None
     anchor = (thread.anchor_text or "").split("\n")
@@ -163,28 +176,10 @@ def _reanchor(thread: ReviewThread, lines: list[str] | None, head: str) -> None:
 
 def _resets_approvals(mr: MergeRequest) -> bool:
     """Whether the target branch's protection rule dismisses approvals on new commits."""
-    from app.documents.protection import BranchProtection, protection_for
+    from app.documents.protection import protection_for
 
     rule = protection_for(mr.document, mr.target_branch)
-    if rule is None:
-        return False
-    flag = getattr(rule, "reset_approvals", None)
-    if flag is not None:
-        return bool(flag)
-    # The rule object may not carry the merge options yet: read the row it came from.
-    import fnmatch
-
-    rows = db.session().scalars(
-        select(BranchProtection).where(BranchProtection.document_id == mr.document_id)
-    )
-    matching = [
-        r
-        for r in rows
-        if r.pattern == mr.target_branch or fnmatch.fnmatchcase(mr.target_branch, r.pattern)
-    ]
-    exact = [r for r in matching if r.pattern == mr.target_branch]
-    chosen = (exact or matching)[:1]
-    return bool(chosen and chosen[0].reset_approvals)
+    return bool(rule is not None and rule.reset_approvals)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -272,20 +267,17 @@ def conversation(mr: MergeRequest) -> Conversation:
             .order_by(ReviewThread.id)
         )
     )
-    reviews = list(
-        db.session().scalars(
-            select(Review).where(Review.merge_request_id == mr.id).order_by(Review.id)
-        )
-    )
+    reviews = _reviews_of(mr)
+    standing = [r.verdict for r in _standing(mr, reviews).values()]
     return Conversation(
         general=[t for t in threads if t.path is None],
         current=[t for t in threads if t.path is not None and not t.outdated],
         outdated=[t for t in threads if t.path is not None and t.outdated],
         reviews=reviews,
         requested=requested_reviewers(mr),
-        approvals=approval_count(mr),
-        changes_requested=has_changes_requested(mr),
-        unresolved=unresolved_count(mr),
+        approvals=standing.count("approved"),
+        changes_requested="changes_requested" in standing,
+        unresolved=sum(1 for t in threads if not t.resolved),
     )
 
 

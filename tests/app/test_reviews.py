@@ -425,29 +425,39 @@ def test_new_commits_reset_approvals_only_when_the_rule_says_so(
                              reset_approvals=reset)
         )  # fmt: skip
         db.session().commit()
-    rita = _login(app, accounts, "rita")
-    rex = _login(app, accounts, "rex")
-    assert _verdict(rita, mr, "approve").status_code == 302
-    assert _verdict(rex, mr, "request_changes").status_code == 302
+        ids = {name: get_user_by_username(name).id for name in ("olga", "rita", "rex")}
+    olga, rita, rex = (_login(app, accounts, name) for name in ("olga", "rita", "rex"))
+    assert _verdict(olga, mr, "request_changes").status_code == 302
+    assert _verdict(rita, mr, "request_changes").status_code == 302
+    assert _verdict(rita, mr, "approve").status_code == 302  # rita changed her mind
+    assert _verdict(rex, mr, "approve").status_code == 302
 
     _save(app, mr, DRAFT + "Line five.\n")
 
     with app.app_context():
         request = _load(app, mr)
-        standing = {r.reviewer.username: r.dismissed for r in db.session().scalars(select(Review))}
+        standing = reviews.standing_verdicts(request)
         events = [e.kind for e in db.session().scalars(select(MergeRequestEvent))]
         if reset:
+            # Approvals are dismissed; requests for changes stand; rita's earlier
+            # request for changes does not come back in place of her dismissed approval.
+            assert standing == {ids["olga"]: "changes_requested"}
             assert reviews.approval_count(request) == 0
-            assert standing == {"rita": True, "rex": False}  # requests for changes stand
-            assert "approvals_reset" in events
+            assert events.count("approvals_reset") == 1
         else:
-            assert reviews.approval_count(request) == 1
-            assert standing == {"rita": False, "rex": False}
+            assert standing == {
+                ids["olga"]: "changes_requested",
+                ids["rita"]: "approved",
+                ids["rex"]: "approved",
+            }
+            assert reviews.approval_count(request) == 2
             assert "approvals_reset" not in events
     # An approval of the new head counts again.
     assert _verdict(rita, mr, "approve").status_code == 302
     with app.app_context():
-        assert reviews.approval_count(_load(app, mr)) == 1
+        assert reviews.approval_count(_load(app, mr)) == (1 if reset else 2)
+    page = rex.get(mr.base).get_data(as_text=True)
+    assert ("dismissed by new commits" in page) is reset
 
 
 # --- reviewers, mentions, Markdown ---------------------------------------------------------
