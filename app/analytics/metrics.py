@@ -257,51 +257,49 @@ def success(session: Session, period: Period) -> Success:
     (``commit_made`` events name the author and the document). Events name their
     document by id (``document_id``) or by slug (``document``): both are resolved.
     """
-    wanted = ("commit_made", *STRUCTURE_ACTIONS, "live_session_joined", "live_session_ended")
-    names, name_params = _in(wanted, "n")
     low, high = period.slot_range
-    rows = session.execute(
+    window = {"low": low, "high": high}
+    # Authors per document: the one figure that needs people, so the one two-level count.
+    authors = session.execute(
         text(
-            "SELECT name, document, SUM(n), COUNT(*), SUM(secs) FROM"
-            " (SELECT name, document, user_id, SUM(events) AS n, SUM(seconds) AS secs"
-            "  FROM analytics_document_slots"
-            f"  WHERE slot >= :low AND slot < :high AND name IN {names}"
-            "  GROUP BY name, document, user_id) x"
-            " GROUP BY name, document"
+            "SELECT document, COUNT(*) FROM"
+            " (SELECT document, user_id FROM analytics_document_slots"
+            "  WHERE name = 'commit_made' AND slot >= :low AND slot < :high AND user_id <> 0"
+            "  GROUP BY document, user_id) x"
+            " GROUP BY document HAVING COUNT(*) >= 2"
         ),
-        {"low": low, "high": high, **name_params},
+        window,
     ).all()
-    ids = document_ids(session, {str(d) for _, d, _, _, _ in rows if d is not None})
-    authors: dict[int, int] = defaultdict(int)
+    wanted = (*STRUCTURE_ACTIONS, "live_session_joined", "live_session_ended")
+    names, name_params = _in(wanted, "n")
+    others = session.execute(
+        text(
+            "SELECT name, document, SUM(events), SUM(seconds) FROM analytics_document_slots"
+            f" WHERE name IN {names} AND slot >= :low AND slot < :high GROUP BY name, document"
+        ),
+        {**window, **name_params},
+    ).all()
+    ids = document_ids(session, {str(d) for d, _ in authors} | {str(d) for _, d, _, _ in others})
+    collaborative = {ids[str(d)] for d, _ in authors if str(d) in ids}
     structured: set[int] = set()
     live_docs: set[int] = set()
     sessions = 0
     live_seconds = 0.0
-    for name, d, count, users, secs in rows:
-        doc = ids.get(str(d)) if d is not None else None
+    for name, d, count, secs in others:
+        doc = ids.get(str(d))
         if name == "live_session_joined":
             sessions += int(count)
             if doc is not None:
                 live_docs.add(doc)
         elif name == "live_session_ended":
             live_seconds += float(secs or 0.0)
-        elif doc is None:
-            continue
-        elif name == "commit_made":
-            authors[doc] += int(users)
-        else:
+        elif doc is not None:
             structured.add(doc)
-    collaborative = {doc for doc, n in authors.items() if n >= 2}
-    low, high = period.slot_range
     tracked = {
-        n
-        for (n,) in session.execute(
-            text(
-                "SELECT DISTINCT name FROM analytics_feature_slots"
-                " WHERE slot >= :low AND slot < :high"
-            ),
-            {"low": low, "high": high},
-        )
+        name
+        for day in buckets.buckets(session, period, "day")
+        for name, (events, _) in day.features.items()
+        if events
     }
     return Success(
         collaborative_documents=len(collaborative),

@@ -18,7 +18,7 @@ import logging
 import time as _time
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import BigInteger, Date, Float, Integer, String, text
+from sqlalchemy import BigInteger, Date, Float, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
@@ -68,6 +68,7 @@ class DocumentSlot(Base):
     """Events about one document (by id or slug, as the event named it) in one slot."""
 
     __tablename__ = "analytics_document_slots"
+    __table_args__ = (Index("ix_analytics_document_slots_name_slot", "name", "slot"),)
 
     slot: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     name: Mapped[str] = mapped_column(String(100), primary_key=True)

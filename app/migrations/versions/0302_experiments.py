@@ -80,6 +80,9 @@ def upgrade() -> None:
         sa.Column("events", sa.Integer(), nullable=False),
         sa.Column("seconds", sa.Float(), nullable=False),
     )
+    op.create_index(
+        "ix_analytics_document_slots_name_slot", "analytics_document_slots", ["name", "slot"]
+    )
     # Funnel steps and experiment conversions look up one person's (or visitor's)
     # first event of a name after a moment: these answer it from the index alone.
     op.create_index(
@@ -115,6 +118,7 @@ def downgrade() -> None:
     op.drop_table("analytics_bucket_counts")
     op.drop_index("ix_analytics_events_name_visitor_time", table_name="analytics_events")
     op.drop_index("ix_analytics_events_name_user_id_time", table_name="analytics_events")
+    op.drop_index("ix_analytics_document_slots_name_slot", table_name="analytics_document_slots")
     op.drop_table("analytics_document_slots")
     op.drop_table("analytics_feature_slots")
     op.drop_index("ix_analytics_active_slots_user", table_name="analytics_active_slots")
