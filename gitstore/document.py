@@ -713,11 +713,13 @@ class Document:
                     break
         return out
 
-    def rename_branch(self, old: str, new: str) -> None:
+    def rename_branch(self, old: str, new: str, *, expected: str | None = None) -> None:
         """Rename a branch in one ref transaction: both refs are locked, then checked.
 
         The default branch is refused (HEAD would dangle); so is a ``new`` that exists.
-        If anyone moves ``old`` or holds either ref's lock meanwhile, RefConflict.
+        If anyone moves ``old`` or holds either ref's lock meanwhile, RefConflict. With
+        ``expected`` (the head the caller read, e.g. to record the move) the branch must
+        still be there, so the caller's record of the rename is exact.
         """
         old_ref, new_ref = _branch_ref(old), _branch_ref(new)
         if old_ref == f"refs/heads/{self.default_branch}":
@@ -725,6 +727,8 @@ class Document:
         seen = self._target(old_ref)
         if seen is None:
             raise RefNotFound(f"no such branch: {old!r}")
+        if expected is not None and seen != expected:
+            raise RefConflict(old_ref, expected, seen)
         if old_ref == new_ref or self._target(new_ref) is not None:
             raise BranchExists(f"branch {new!r} already exists")
 

@@ -381,7 +381,7 @@ def rename_branch(slug: str, name: str):
     try:
         new = branch_services.rename_branch(user, document, name, new)
     except branch_services.BranchError as exc:
-        status = 409 if exc.code == "branch_exists" else 422
+        status = 409 if exc.code in ("branch_exists", "conflict") else 422
         raise ApiError(status, str(exc), exc.code) from None
     repo = services.repo(document)
     head = repo.head(new)

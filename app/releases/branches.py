@@ -93,7 +93,10 @@ def rename_branch(actor: User, document: Document, old: str, new: str) -> str:
     if old == document.default_branch:
         raise BranchError("The default branch cannot be renamed.", "default_branch")
     repo = documents.repo(document)
-    head = repo.head(old)  # RefNotFound (404) for an unknown branch
+    try:
+        head = repo.head(old)  # RefNotFound (404) for an unknown branch
+    except gitstore.InvalidRefName:
+        raise BranchError(f"{old!r} is not a valid branch name.", "invalid_ref_name") from None
     if new == old:
         return new
     guarded = protection_for(document, old) or protection_for(document, new)
@@ -103,10 +106,7 @@ def rename_branch(actor: User, document: Document, old: str, new: str) -> str:
             f"{which!r} is protected: only maintainers can rename it or rename onto it.",
             "protected_branch",
         )
-    try:
-        repo.rename_branch(old, new)
-    except gitstore.BranchExists:
-        raise BranchError(f"A branch named {new!r} already exists.", "branch_exists") from None
+    _rename(repo, old, new, head)
     record_ref_updates(
         document,
         actor,
@@ -117,6 +117,31 @@ def rename_branch(actor: User, document: Document, old: str, new: str) -> str:
         source="web",
     )
     return new
+
+
+def _rename(repo: gitstore.Document, old: str, new: str, head: str) -> None:
+    """gitstore's rename, its refusals turned into messages a person can act on.
+
+    The checks above use the document's row; gitstore checks the repository itself
+    (its HEAD, the refs under lock), so each refusal can still come from there.
+    """
+    try:
+        repo.rename_branch(old, new, expected=head)
+    except gitstore.BranchExists:
+        raise BranchError(f"A branch named {new!r} already exists.", "branch_exists") from None
+    except gitstore.CannotRenameDefaultBranch:
+        raise BranchError("The default branch cannot be renamed.", "default_branch") from None
+    except gitstore.InvalidRefName:
+        raise BranchError(
+            f"{new!r} is not a valid branch name: use letters, digits, '.', '-', '_' and '/'.",
+            "invalid_ref_name",
+        ) from None
+    except gitstore.RefConflict:
+        raise BranchError(
+            f"Another change to {old!r} or {new!r} got there first (a save, a push or "
+            "another rename). Nothing was renamed; reload the branch list and try again.",
+            "conflict",
+        ) from None
 
 
 def delete_branch(actor: User, document: Document, name: str) -> None:

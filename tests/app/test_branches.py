@@ -227,6 +227,58 @@ def test_rename_through_the_api(app: Flask, client, accounts, team) -> None:
     assert set(_heads(app, slug)) == {"main", "feature/x", "taken"}
 
 
+def _lock(app: Flask, slug: str, branch: str):
+    """Hold ``branch``'s ref lock the way a concurrent git process would."""
+    with app.app_context():
+        path = services.repo(services.get_document(slug)).path
+    lock = path / "refs" / "heads" / f"{branch}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    lock.write_text("")
+    return lock
+
+
+def test_rename_refusals_from_the_repository_reach_the_user(app, client, accounts, team):
+    """Refusals only gitstore can see (its HEAD, a held or moved ref) are messages, not 500s."""
+    slug = team
+    head = _branch(app, slug, "draft")
+    token = accounts.token("ed")
+    api = f"{API}/documents/{slug}/branches"
+    accounts.login(client, "ed")
+    url = f"/d/{slug}/branches"
+
+    def web(old: str, new: str) -> str:
+        response = client.submit(f"{url}/rename", {"name": old, "new_name": new}, page=url)
+        assert response.status_code == 302, (old, new)
+        return _flash(client, response)
+
+    def patch(old: str, new: str):
+        response = client.patch(f"{api}/{old}", json={"name": new}, headers=auth(token))
+        return response.status_code, response.json["error"]["code"], response.json["error"]
+
+    # The default branch named by its full ref passes the row's check; gitstore refuses it.
+    assert "The default branch cannot be renamed." in web("refs/heads/main", "trunk")
+    status, code, error = patch("refs/heads/main", "trunk")
+    assert (status, code) == (422, "default_branch")
+    assert error["message"] == "The default branch cannot be renamed."
+    # Someone else holds the branch's (or the new name's) lock: a clear 409, nothing moved.
+    for locked in ("draft", "final"):
+        lock = _lock(app, slug, locked)
+        try:
+            assert "Nothing was renamed" in web("draft", "final")
+            status, code, error = patch("draft", "final")
+            assert (status, code) == (409, "conflict"), locked
+            assert "Nothing was renamed" in error["message"]
+        finally:
+            lock.unlink()
+    # A name Git refuses for the branch being renamed.
+    assert "not a valid branch name" in web("a..b", "c")
+    assert patch("a..b", "c")[:2] == (422, "invalid_ref_name")
+    assert _heads(app, slug) == {"main": _heads(app, slug)["main"], "draft": head}
+    # With the lock gone the same rename goes through.
+    assert "Branch draft renamed to final." in web("draft", "final")
+    assert _heads(app, slug)["final"] == head
+
+
 # --- delete ---------------------------------------------------------------------------
 
 

@@ -9,6 +9,7 @@ import pytest
 from gitstore import (
     BranchExists,
     CannotDeleteDefaultBranch,
+    CannotRenameDefaultBranch,
     InvalidRefName,
     MergeConflict,
     NothingToCommit,
@@ -149,3 +150,17 @@ def test_delete_tag_refuses_a_replaced_tag(doc, author) -> None:
     with pytest.raises(RefConflict):
         doc.delete_tag("v1", expected=v1)
     assert doc.resolve("v1") == v2
+
+
+def test_rename_branch_compares_with_the_head_the_caller_read(doc, author) -> None:
+    main = doc.head("main")
+    doc.create_branch("draft", "main")
+    moved = doc.write("draft", [Put("d.md", "d")], parent=main, author=author, message="d")
+    with pytest.raises(RefConflict) as info:
+        doc.rename_branch("draft", "final", expected=main)
+    assert (info.value.expected, info.value.actual) == (main, moved)
+    assert {b.name for b in doc.branches()} == {"main", "draft"}
+    doc.rename_branch("draft", "final", expected=moved)
+    assert doc.head("final") == moved
+    with pytest.raises(CannotRenameDefaultBranch):
+        doc.rename_branch("refs/heads/main", "trunk")
