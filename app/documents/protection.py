@@ -180,6 +180,9 @@ def can_update_ref(
             return "only maintainers can create or delete tags"
         if not creating and not deleting:
             return "tags are never moved; create a new tag instead"
+        if deleting and not grant.allows(Action.DELETE_RELEASE):
+            # Releases are immutable: the same rule as the releases page.
+            return "only site admins can delete tags"
         return None
     if not refname.startswith(BRANCH_PREFIX):
         return "only branches (refs/heads/*) and tags (refs/tags/*) can be pushed"

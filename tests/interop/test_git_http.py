@@ -258,6 +258,11 @@ def test_tags_by_role(server, owner, git, tmp_path: Path) -> None:
     moved = git("push", "--force", "origin", "v1", cwd=maintainer, check=False)
     assert "! [remote rejected] v1 -> v1 (tags are never moved" in moved.output
 
+    # Releases are immutable: even a maintainer cannot delete one by pushing.
+    dropped = git("push", "origin", ":refs/tags/v1", cwd=maintainer, check=False)
+    assert "! [remote rejected] v1 (only site admins can delete tags)" in dropped.output
+    assert remote_head(server, slug, "refs/tags/v1")
+
 
 def test_refs_outside_branches_and_tags_are_refused(server, owner, git, tmp_path: Path) -> None:
     slug = server.document(owner, "Odd Refs")
