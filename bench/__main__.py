@@ -6,9 +6,9 @@ import argparse
 import sys
 
 from bench import git as git_clone
-from bench import history, live
+from bench import history, live, search
 
-BENCHMARKS = {"history": history, "git": git_clone, "live": live}
+BENCHMARKS = {"history": history, "git": git_clone, "live": live, "search": search}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,9 +1,11 @@
-"""search: indexing state per document, the title's own tsvector
+"""search: indexing state per document, the title's own tsvector, prefix indexes
 
 ``search_state`` records, per document, the commit its index entry was built from,
 whether the background indexer still has to (re)index it, and the outline (file and
 heading by body offset). PostgreSQL's ``search_entries`` gains ``title_tsv`` so that
-"the title matches" is a cheap ranking key. Entries built before this revision have
+"the title matches" is a cheap ranking key. SQLite's FTS5 table is rebuilt with
+prefix indexes (2, 3 and 4 characters), without which ``colla*`` reads every term
+with that prefix; its rows are copied over. Entries built before this revision have
 no state row: the indexer's catch-up finds them behind and rebuilds them.
 
 Revision ID: 0105_search_more
@@ -46,10 +48,27 @@ def upgrade() -> None:
     op.create_index("ix_search_state_queued_at", "search_state", ["queued_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.add_column("search_entries", sa.Column("title_tsv", postgresql.TSVECTOR()))
+        return
+    _rebuild_fts("prefix = '2 3 4', ")
+
+
+def _rebuild_fts(options: str) -> None:
+    op.execute("ALTER TABLE search_entries RENAME TO search_entries_old")
+    op.execute(
+        "CREATE VIRTUAL TABLE search_entries USING fts5("
+        f"title, body, {options}tokenize = 'porter unicode61')"
+    )
+    op.execute(
+        "INSERT INTO search_entries (rowid, title, body)"
+        " SELECT rowid, title, body FROM search_entries_old"
+    )
+    op.execute("DROP TABLE search_entries_old")
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.drop_column("search_entries", "title_tsv")
+    else:
+        _rebuild_fts("")
     op.drop_index("ix_search_state_queued_at", table_name="search_state")
     op.drop_table("search_state")
