@@ -15,7 +15,9 @@ from app.mergerequests import models as _models  # noqa: F401  (register the tab
 def init_app(app: Flask) -> None:
     """Register pages, API routes and signal receivers."""
     from app.extensions import csrf
-    from app.mergerequests import api, review_views, views
+
+    # review_api adds the conversation's routes to api.bp before it is registered.
+    from app.mergerequests import api, review_api, review_views, views  # noqa: F401
 
     app.register_blueprint(views.bp)
     app.register_blueprint(review_views.bp)
