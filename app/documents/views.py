@@ -31,7 +31,7 @@ import gitstore
 from app.accounts.views import login_required
 from app.analytics import track
 from app.auth.permissions import Action, grant_for, require
-from app.documents import services
+from app.documents import protection, services
 from app.documents.models import Document
 from app.documents.presenters import history_rows
 from app.rendering.diffview import rendered_diff, side_by_side
@@ -378,7 +378,8 @@ def live(document: Document, ref_and_path: str):
     content = "" if file is None else file.text
     actor = g.actor
     colour, tint = live_colour(None if actor is None else actor.id)
-    can_edit = g.grant.allows(Action.EDIT)
+    # The same rule the websocket applies: EDIT, then the branch's live role.
+    can_edit = protection.can_edit_live(g.grant, document, branch)
     return render_template(
         "documents/live.html",
         **_context(

@@ -712,7 +712,7 @@ def test_events_table_records_actor_and_data(app: Flask, doc: str) -> None:
         assert rows[-1].data == {"note": "x"}
 
 
-def test_live_role_of_a_rule_reaches_the_websocket_check(app: Flask, doc: str) -> None:
+def test_live_role_of_a_rule_reaches_the_websocket_check(app: Flask, doc: str, accounts) -> None:
     """The websocket's own authorisation asks the branch rule who may edit live."""
     from flask import g
 
@@ -734,6 +734,16 @@ def test_live_role_of_a_rule_reaches_the_websocket_check(app: Flask, doc: str) -
         assert not can_edit("ed", "release")
         assert can_edit("mo", "release")
         assert not can_edit("rev", "main")  # EDIT first, whatever the rule
+
+    # The live page agrees with the websocket: read-only for ed on release, not on main.
+    from tests.conftest import Browserish
+
+    app.test_client_class = Browserish
+    for branch_name, expected in (("release", "true"), ("main", "false")):
+        client = app.test_client()
+        assert accounts.login(client, "ed").status_code == 302
+        page = client.get(f"/d/{doc}/live/{branch_name}/document.md").get_data(as_text=True)
+        assert f'data-read-only="{expected}"' in page, branch_name
 
 
 def test_merged_notifies_author_and_reviewers_not_the_merger(app: Flask, doc: str) -> None:
