@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bench import analytics, history, live, search
 from bench import git as git_clone
-from bench import history, live, search
 
-BENCHMARKS = {"history": history, "git": git_clone, "live": live, "search": search}
+BENCHMARKS = {
+    "history": history,
+    "git": git_clone,
+    "live": live,
+    "search": search,
+    "analytics": analytics,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

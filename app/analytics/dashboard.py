@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -102,18 +103,33 @@ def _period(default_days: int = 30) -> Period:
 def _session() -> Session:
     """The request's session with the rollups brought up to date."""
     session = db.session()
-    config = current_app.config
     try:
         rollups.refresh(
             session,
-            lag_seconds=float(config.get("ANALYTICS_ROLLUP_LAG_SECONDS", 60)),
-            check_every=float(config.get("ANALYTICS_ROLLUP_CHECK_SECONDS", 300)),
+            lag_seconds=_setting("ANALYTICS_ROLLUP_LAG_SECONDS", 60),
+            check_every=_setting("ANALYTICS_ROLLUP_CHECK_SECONDS", 300),
         )
     except Exception:  # noqa: BLE001 - stale figures beat no page; the next request retries
         session.rollback()
         current_app.logger.warning("analytics rollup refresh failed", exc_info=True)
     buckets.tune(session)
     return session
+
+
+def _setting(name: str, default: float) -> float:
+    """A number from the app config, else the environment, else ``default``.
+
+    ``ANALYTICS_ROLLUP_LAG_SECONDS``: events younger than this wait for the next
+    refresh (a batch still committing may hold lower ids). ``ANALYTICS_ROLLUP_CHECK_SECONDS``:
+    how often a process checks whether events were deleted (retention, data requests).
+    """
+    value = current_app.config.get(name)
+    if value is None:
+        value = os.environ.get(name, default)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
 
 
 def _render(template: str, period: Period, tables: list[Table], **context: Any):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -125,12 +126,21 @@ def parse_config(raw: dict[str, Any]) -> dict[str, Experiment]:
 
 
 def load_experiments() -> dict[str, Experiment]:
-    """The configured experiments (``ANALYTICS_EXPERIMENTS`` overrides the file)."""
+    """The configured experiments.
+
+    ``ANALYTICS_EXPERIMENTS`` (a dict in the app config) overrides the file; the file
+    is ``ANALYTICS_EXPERIMENTS_FILE`` (config or environment) or the one shipped here,
+    re-read when it changes.
+    """
     configured = current_app.config.get("ANALYTICS_EXPERIMENTS")
     if configured is not None:
         return parse_config({"experiments": configured})
     cache = current_app.extensions.setdefault("quire.experiments", {})
-    path = Path(current_app.config.get("ANALYTICS_EXPERIMENTS_FILE") or CONFIG_FILE)
+    path = Path(
+        current_app.config.get("ANALYTICS_EXPERIMENTS_FILE")
+        or os.environ.get("ANALYTICS_EXPERIMENTS_FILE")
+        or CONFIG_FILE
+    )
     mtime = path.stat().st_mtime if path.exists() else None
     if cache.get("key") != (path, mtime):
         raw = tomllib.loads(path.read_text()) if mtime is not None else {}
