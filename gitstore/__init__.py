@@ -73,11 +73,14 @@ __all__ = [
     "Segment",
     "archive",
     "graph_layout",
+    # resumable history walks
+    "HistoryWalk",
+    "InvalidCursor",
 ]
 
 from .archive import ArchiveError, archive
 from .diffing import word_diff
-from .document import Document
+from .document import Document, HistoryWalk, InvalidCursor
 from .errors import (
     BranchExists,
     CannotDeleteDefaultBranch,

@@ -81,6 +81,117 @@ def _branch_ref(name: str) -> str:
     return _ref_name("refs/heads/", name)
 
 
+class InvalidCursor(GitStoreError, ValueError):
+    """A history cursor that this library did not make (or names unknown commits)."""
+
+
+#: Most commits a history cursor may name: one per line of history still open.
+MAX_CURSOR_OIDS = 500
+_CURSOR_OID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+class HistoryWalk:
+    """Newest-first walk of a history whose whole state is its frontier.
+
+    The frontier is the commits reached but not yet walked (usually one, a few
+    after merges), newest first, ties in the order they were reached. A step takes
+    the first frontier commit that no other frontier commit leads to, walks it and
+    queues its parents. Because a commit is only walked after every descendant the
+    walk can still reach, nothing walked is ever reached again: the frontier alone
+    is enough to resume, so a page's cursor is the frontier and the next page
+    continues exactly as one unpaged walk would, with no duplicates and no gaps.
+
+    libgit2's lazy walk (``SortMode.NONE``) cannot be resumed that way: with equal
+    commit times it may walk a commit before a descendant on another line, and a
+    walk restarted from the frontier then shows that commit a second time.
+
+    "Leads to" is checked only through commits at least as new as the candidate,
+    so the check costs nothing when times differ and stays within the same second
+    otherwise. A history whose clocks ran backwards (a parent newer than its child)
+    can defeat that check; one walk still never repeats a commit, but a page
+    boundary there may.
+    """
+
+    def __init__(self, repo: pygit2.Repository, frontier: Sequence[pygit2.Commit]) -> None:
+        self.repo = repo
+        self.frontier: list[pygit2.Commit] = []
+        self.queued: set[pygit2.Oid] = set()
+        #: Walked in this object's lifetime: guards against repeats when clocks ran backwards.
+        self.walked: set[pygit2.Oid] = set()
+        for commit in frontier:
+            if commit.id not in self.queued:
+                self.frontier.append(commit)
+                self.queued.add(commit.id)
+
+    @classmethod
+    def from_cursor(cls, repo: pygit2.Repository, cursor: str) -> HistoryWalk:
+        """The walk a :meth:`cursor` string describes; InvalidCursor if it is not one."""
+        parts = cursor.split(".") if isinstance(cursor, str) and cursor else []
+        if not parts or len(parts) > MAX_CURSOR_OIDS:
+            raise InvalidCursor("not a history cursor")
+        commits = []
+        for part in parts:
+            if not _CURSOR_OID.fullmatch(part):
+                raise InvalidCursor("not a history cursor")
+            try:
+                obj = repo.get(part)
+            except (pygit2.GitError, KeyError, ValueError):
+                obj = None
+            if not isinstance(obj, pygit2.Commit):
+                raise InvalidCursor("the history cursor names an unknown commit")
+            commits.append(obj)
+        return cls(repo, commits)
+
+    def cursor(self) -> str | None:
+        """Where the walk stands, as a short string; None when nothing is left."""
+        return ".".join(str(c.id) for c in self.frontier) or None
+
+    def __iter__(self) -> HistoryWalk:
+        return self
+
+    def __next__(self) -> pygit2.Commit:
+        if not self.frontier:
+            raise StopIteration
+        commit = self.frontier.pop(self._next_index())
+        self.queued.discard(commit.id)
+        self.walked.add(commit.id)
+        for parent in commit.parents:
+            if parent.id not in self.queued and parent.id not in self.walked:
+                self._queue(parent)
+        return commit
+
+    def _queue(self, commit: pygit2.Commit) -> None:
+        """Insert newest first, after the commits of the same time already queued."""
+        when = commit.commit_time
+        index = next(
+            (i for i, c in enumerate(self.frontier) if c.commit_time < when), len(self.frontier)
+        )
+        self.frontier.insert(index, commit)
+        self.queued.add(commit.id)
+
+    def _next_index(self) -> int:
+        for index, candidate in enumerate(self.frontier):
+            if not self._reached_from_frontier(candidate):
+                return index
+        return 0  # only with clocks that ran backwards; the walked set still guards
+
+    def _reached_from_frontier(self, candidate: pygit2.Commit) -> bool:
+        """Does another frontier commit lead to ``candidate`` (through commits as new)?"""
+        when = candidate.commit_time
+        stack = [c for c in self.frontier if c.id != candidate.id and c.commit_time >= when]
+        visited = {c.id for c in stack}
+        while stack:
+            for parent in stack.pop().parents:
+                if parent.id == candidate.id:
+                    return True
+                if parent.commit_time >= when and parent.id not in visited:
+                    if parent.id in self.walked:
+                        continue
+                    visited.add(parent.id)
+                    stack.append(parent)
+        return False
+
+
 class Document:
     """A handle on one document repository. Cheap to create; safe to discard."""
 
@@ -465,27 +576,30 @@ class Document:
     ) -> HistoryPage:
         """Newest-first commits reachable from ``ref``, a page at a time.
 
-        ``after`` is the previous page's cursor: the walk restarts at that commit and
-        skips it, so a page costs work proportional to its size, not its depth.
+        ``after`` is the previous page's ``next_cursor``: the walk's frontier (see
+        :class:`HistoryWalk`), so the next page continues exactly where the last one
+        stopped, across merges, and costs work proportional to its size, not its
+        depth. With ``after`` the walk no longer depends on ``ref``. A cursor that is
+        not one this method made raises :class:`InvalidCursor`.
         """
         limit = max(1, min(MAX_PAGE, int(limit)))
-        start = self.resolve(after) if after else self.resolve(ref)
         path = normalize_path(path) if path else None
+        if after:
+            walk = HistoryWalk.from_cursor(self.repo, after)
+        else:
+            walk = HistoryWalk(self.repo, [self._commit(self.resolve(ref))])
         found: list[pygit2.Commit] = []
         seen: dict[pygit2.Oid, object] = {}
-        # SortMode.NONE is libgit2's lazy, date-ordered walk; TIME/TOPOLOGICAL load the
-        # whole history first (and TIME reorders equal timestamps in a linear chain).
-        for commit in self.repo.walk(start, SortMode.NONE):
-            if after and str(commit.id) == start:
-                continue
+        cursor: str | None = None
+        for commit in walk:
             if path is not None and not self._touches(commit, path, seen):
                 continue
+            if len(found) == limit:  # a match beyond this page: there is a next one
+                return HistoryPage([commit_info(c) for c in found], cursor)
             found.append(commit)
-            if len(found) > limit:
-                break
-        more = len(found) > limit
-        page = [commit_info(c) for c in found[:limit]]
-        return HistoryPage(commits=page, next_cursor=page[-1].oid if more else None)
+            if len(found) == limit:
+                cursor = walk.cursor()
+        return HistoryPage([commit_info(c) for c in found], None)
 
     def commit(self, oid: str) -> CommitInfo:
         return commit_info(self._commit(oid))

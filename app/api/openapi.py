@@ -391,7 +391,8 @@ PATHS: JSON = {
                     _obj(
                         {"commits": {"type": "array", "items": _ref("Commit")}, "next_cursor": NSTR}
                     ),
-                    "Pass next_cursor as 'after' for the next page; null on the last.",
+                    "Pass next_cursor as 'after' for the next page; null on the last. "
+                    "Pages follow every branch merged into the history, each commit once.",
                 ),
                 "400": ERR_400,
                 "404": ERR_404,
@@ -400,7 +401,12 @@ PATHS: JSON = {
                 SLUG,
                 REF,
                 _q("path", "Only commits that changed this path."),
-                _q("after", "Cursor from the previous page."),
+                _q(
+                    "after",
+                    "The previous page's next_cursor, passed back unchanged: an opaque "
+                    "string (not a commit id) that stays valid while the history exists; "
+                    "with it, ref no longer matters. Anything else is a 400 invalid_cursor.",
+                ),
                 _q(
                     "limit",
                     "1..100, default 30.",

@@ -291,12 +291,17 @@ def delete_file(slug: str, path: str):
 @bp.get("/documents/<slug>/commits")
 def commits(slug: str):
     document, _ = load(slug)
-    page = services.repo(document).history(
-        ref_arg(document),
-        path=request.args.get("path") or None,
-        after=request.args.get("after") or None,
-        limit=int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE),
-    )
+    try:
+        page = services.repo(document).history(
+            ref_arg(document),
+            path=request.args.get("path") or None,
+            after=request.args.get("after") or None,
+            limit=int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE),
+        )
+    except gitstore.InvalidCursor:
+        raise ApiError(
+            400, "'after' must be the next_cursor of a previous page.", "invalid_cursor"
+        ) from None
     return {
         "commits": [serializers.commit_json(c) for c in page.commits],
         "next_cursor": page.next_cursor,

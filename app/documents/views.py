@@ -457,9 +457,10 @@ def history(document: Document):
     after = request.args.get("after") or None
     head = _resolve(repo, ref)
     try:
-        start = repo.resolve(after) if after else head
         base = url_for("documents.show", slug=document.slug)
-        page, rows = _history_page(str(repo.path), start, path, bool(after), base)
+        page, rows = _history_page(str(repo.path), after or head, path, bool(after), base)
+    except gitstore.InvalidCursor:
+        abort(400)
     except (gitstore.RefNotFound, gitstore.InvalidPath, ValueError):
         abort(404)
     return render_template(
@@ -472,10 +473,11 @@ def history(document: Document):
 def _history_page(
     repo_path: str, start: str, path: str | None, is_cursor: bool, base: str
 ) -> tuple[gitstore.HistoryPage, Markup]:
-    """A page of history from a commit, with its rows: immutable, so cached by commit id.
+    """A page of history with its rows: immutable, so cached by where the walk starts.
 
-    The key names no branch, only the commit the walk starts from (a moved branch is a
-    new key), so a cached page is never stale.
+    ``start`` is a head commit id or, with ``is_cursor``, the previous page's cursor
+    (the commits that walk continues from). The key names no branch (a moved branch
+    is a new key), so a cached page is never stale.
     """
     repo = gitstore.Document(Path(repo_path).name.removesuffix(".git"), repo_path)
     page = repo.history(start, path=path, after=start if is_cursor else None, limit=50)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 from flask import Flask
@@ -317,3 +318,82 @@ def test_delete_refusals_and_success(app: Flask, client, accounts, team) -> None
             .count()
         )
     assert deleted == 1
+
+
+# --- history across merges ------------------------------------------------------------
+
+
+def _merged_history(app: Flask, slug: str, each: int) -> list[str]:
+    """``each`` commits on a draft branch and on main meanwhile, then a merge commit.
+
+    Returns every commit of main as ``git rev-list`` lists them (made within seconds,
+    so many share a commit time).
+    """
+    with app.app_context():
+        repo = services.repo(services.get_document(slug))
+        repo.create_branch("draft", "main")
+        for i in range(each):
+            for branch, path in (("draft", "draft.md"), ("main", "main.md")):
+                repo.write(
+                    branch,
+                    [gitstore.Put(path, f"{branch} {i}\n")],
+                    parent=repo.head(branch),
+                    author=AUTHOR,
+                    message=f"{branch} {i}",
+                )
+        repo.merge(
+            "main",
+            "draft",
+            style="merge",
+            expected_target=repo.head("main"),
+            author=AUTHOR,
+            message="Merge draft",
+        )
+        out = subprocess.run(
+            ["git", "-C", str(repo.path), "rev-list", "main"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    return out.stdout.split()
+
+
+def test_api_pages_through_a_merged_history(app: Flask, client, accounts, team) -> None:
+    slug = team
+    everything = _merged_history(app, slug, 6)
+    token = accounts.token("vic")
+    url = f"{API}/documents/{slug}/commits"
+    whole = client.get(f"{url}?limit=100", headers=auth(token)).json
+    assert whole["next_cursor"] is None
+    unpaged = [c["oid"] for c in whole["commits"]]
+    assert sorted(unpaged) == sorted(everything) and len(unpaged) == 14
+    for limit in (1, 2, 3, 5):
+        seen, cursor = [], None
+        while True:
+            query = f"?limit={limit}" + (f"&after={cursor}" if cursor else "")
+            page = client.get(url + query, headers=auth(token))
+            assert page.status_code == 200
+            seen.extend(c["oid"] for c in page.json["commits"])
+            cursor = page.json["next_cursor"]
+            if cursor is None:
+                break
+        assert seen == unpaged, limit
+    for bad in ("nope", everything[0][:10], "0" * 40, f"{everything[0]}.x"):
+        response = client.get(f"{url}?after={bad}", headers=auth(token))
+        assert response.status_code == 400, bad
+        assert response.json["error"]["code"] == "invalid_cursor"
+
+
+def test_history_page_pages_through_a_merged_history(app: Flask, client, accounts, team) -> None:
+    slug = team
+    everything = _merged_history(app, slug, 30)  # 62 commits: two pages of 50
+    accounts.login(client, "vic")
+    url = f"/d/{slug}/history"
+    first = client.get(url).get_data(as_text=True)
+    cursor = re.search(r"after=([0-9a-f.]+)", first).group(1)
+    second = client.get(f"{url}?after={cursor}").get_data(as_text=True)
+    shown = [re.findall(rf"/d/{slug}/commit/([0-9a-f]{{40}})", page) for page in (first, second)]
+    assert len(shown[0]) == 50 and len(shown[1]) == 12
+    assert len(set(shown[0] + shown[1])) == 62 and set(shown[0] + shown[1]) == set(everything)
+    assert "Older →" not in second
+    assert client.get(f"{url}?after=not-a-cursor").status_code == 400
