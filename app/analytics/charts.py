@@ -23,6 +23,7 @@ class Tick:
     x: float
     y: float
     label: str
+    anchor: str = "middle"  # SVG text-anchor: the ends align inwards so labels stay inside
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,15 @@ def line_chart(points: list[tuple[date, float]], what: str) -> LineChart:
         for f in (0, 0.5, 1)
     ]
     picks = sorted({0, n // 2, n - 1}) if n else []
-    x_ticks = [Tick(coords[i][0], base + 18, points[i][0].isoformat()) for i in picks]
+    x_ticks = [
+        Tick(
+            coords[i][0],
+            base + 18,
+            points[i][0].isoformat(),
+            "start" if i == 0 and n > 1 else "end" if i == n - 1 and n > 1 else "middle",
+        )
+        for i in picks
+    ]
     return LineChart(path, area, y_ticks, x_ticks, WIDTH, HEIGHT, describe(points, what))
 
 
