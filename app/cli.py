@@ -1,11 +1,11 @@
-"""Admin commands: ``flask --app app user|token|documents|db ...``."""
+"""Admin commands: ``flask --app app user|token|documents|db|repos ...``."""
 
 from __future__ import annotations
 
 import sys
 
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
 from sqlalchemy import select
 
@@ -14,11 +14,13 @@ from app.accounts import services as accounts
 from app.accounts.models import User
 from app.documents.models import Document
 from app.migrate import upgrade, upgrade_locked
+from app.storage import get_store
 
 user_cli = AppGroup("user", help="Manage accounts.")
 token_cli = AppGroup("token", help="Manage personal access tokens.")
 documents_cli = AppGroup("documents", help="Inspect documents.")
 db_cli = AppGroup("db", help="Database schema.")
+repos_cli = AppGroup("repos", help="Document repositories.")
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -119,6 +121,38 @@ def db_upgrade(no_lock: bool) -> None:
     click.echo("database is up to date")
 
 
+@repos_cli.command("maintain")
+@click.option("--slug", help="Only this document (default: every document).")
+def repos_maintain(slug: str | None) -> None:
+    """Pack loose objects and write the commit-graph of each document's repository.
+
+    Safe while the site serves pushes and saves (git's own locks; nothing younger
+    than two weeks is pruned). Schedule it daily; see docs/DEPLOY.md. Run it as the
+    user the app writes repositories as. Exits non-zero if any repository failed.
+    """
+    import gitstore
+
+    query = select(Document.slug, Document.repo_id).order_by(Document.slug)
+    if slug is not None:
+        query = query.where(Document.slug == slug)
+    rows = db.session().execute(query).all()
+    db.session().rollback()  # hold no transaction open while git works
+    if slug is not None and not rows:
+        raise click.ClickException(f"no document with slug {slug!r}")
+    store, git = get_store(), current_app.config["GIT_BINARY"]
+    failed = 0
+    for doc_slug, repo_id in rows:
+        try:
+            result = gitstore.maintain(store.path_for(repo_id), git=git)
+        except (gitstore.GitStoreError, ValueError) as exc:
+            failed += 1
+            click.echo(f"{doc_slug}\terror: {exc}", err=True)
+            continue
+        click.echo(f"{doc_slug}\t{result.summary}")
+    if failed:
+        raise click.ClickException(f"{failed} of {len(rows)} repositories could not be maintained")
+
+
 def init_app(app: Flask) -> None:
-    for group in (user_cli, token_cli, documents_cli, db_cli):
+    for group in (user_cli, token_cli, documents_cli, db_cli, repos_cli):
         app.cli.add_command(group)

@@ -76,6 +76,10 @@ __all__ = [
     # resumable history walks
     "HistoryWalk",
     "InvalidCursor",
+    # repository upkeep
+    "MaintenanceError",
+    "MaintenanceResult",
+    "maintain",
 ]
 
 from .archive import ArchiveError, archive
@@ -100,6 +104,7 @@ from .errors import (
 )
 from .graph import GraphEdge, GraphNode, GraphPage, Segment
 from .graph import layout as graph_layout
+from .maintenance import MaintenanceError, MaintenanceResult, maintain
 from .merging import ConflictRegion, FileMerge, MergePreview, MergeStyle, merge_text
 from .paths import normalize_path
 from .pickaxe import phrase_changes as phrase_changes
