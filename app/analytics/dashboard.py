@@ -228,7 +228,18 @@ def features():
             [[r.bucket.isoformat(), r.name, r.events, r.users] for r in usage],
         ),
     ]
-    return _render("analytics/features.html", period, tables, grain=grain, grains=GRAINS)
+    adopted = [a for a in adoption if a.share is not None and a.name != "page_view"]
+    bars = charts.bars([(a.name, a.share, f"{a.share:.0%} · {a.users:,}") for a in adopted])
+    summary = "; ".join(f"{a.name.replace('_', ' ')}: {a.share:.0%}" for a in adopted) or "none"
+    return _render(
+        "analytics/features.html",
+        period,
+        tables,
+        grain=grain,
+        grains=GRAINS,
+        bars=bars,
+        summary=f"Share of the range's active users who used each feature: {summary}.",
+    )
 
 
 @bp.get("/funnel")
@@ -243,7 +254,10 @@ def funnel():
         [[s.name, s.users, _ratio(s.overall), _ratio(s.from_previous)] for s in steps],
     )
     bars = charts.bars(
-        [(s.name, s.users, f"{s.overall:.0%}" if s.overall is not None else "–") for s in steps]
+        [
+            (s.name, s.users, f"{s.users:,} · {s.overall:.0%}" if s.overall is not None else "0")
+            for s in steps
+        ]
     )
     return _render("analytics/funnel.html", period, [table], steps=steps, bars=bars, window=window)
 
@@ -633,11 +647,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["analytics_url"] = lambda endpoint, **kw: url_for(
         f"analytics_dashboard.{endpoint}", **kw
     )
+    from app.analytics.cli import analytics_cli
     from app.analytics.seed import seed_command
 
-    try:
-        from app.analytics.cli import analytics_cli
-
-        analytics_cli.add_command(seed_command)
-    except ImportError:  # the tracking commands are not there: stand alone
-        app.cli.add_command(seed_command, "analytics-seed")
+    analytics_cli.add_command(seed_command)
+    analytics_cli.add_command(rollups.rollup_command)

@@ -18,6 +18,8 @@ import logging
 import time as _time
 from datetime import UTC, date, datetime, timedelta
 
+import click
+from flask.cli import with_appcontext
 from sqlalchemy import BigInteger, Date, Float, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -333,3 +335,18 @@ def forget_user(session: Session, user_id: int) -> None:
         session.execute(text(f"DELETE FROM {table} WHERE user_id = :u"), {"u": user_id})
     session.execute(text("DELETE FROM analytics_bucket_counts"))
     _last_check.clear()  # check for removed events at the next refresh
+
+
+@click.command("rollup")
+@click.option(
+    "--rebuild", "from_scratch", is_flag=True, help="Forget the rollups and read every event again."
+)
+@with_appcontext
+def rollup_command(from_scratch: bool) -> None:
+    """Bring the dashboard's rollups up to date (run after purging or deleting events)."""
+    from app import db
+
+    session = db.session()
+    started = _time.monotonic()
+    added = rebuild(session) if from_scratch else refresh(session, check_every=0)
+    click.echo(f"rolled up {added} events in {_time.monotonic() - started:.1f} s")
