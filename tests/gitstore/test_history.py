@@ -255,3 +255,16 @@ def test_deep_pages_cost_a_page(doc, author) -> None:
     page = [next(walk) for _ in range(50)]
     assert [str(c.id) for c in page] == list(reversed(oids))[250:300]
     assert len(walk.walked) == 50 and walk.cursor() == oids[0]
+
+
+@_SETTINGS
+@given(graph=histories(), skew=st.lists(st.integers(-5, 5), min_size=18, max_size=18))
+def test_one_walk_shows_each_commit_once_even_when_clocks_ran_backwards(graph, skew) -> None:
+    """Parents newer than their children: one page still lists every commit exactly once."""
+    graph = [(parents, when + skew[i], v) for i, (parents, when, v) in enumerate(graph)]
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = pygit2.init_repository(tmp, bare=True)
+        doc = Document("skew", tmp)
+        head = _build(repo, graph)[-1]
+        whole = _unpaged(doc, head)
+        assert len(whole) == len(set(whole)) and set(whole) == set(_rev_list(doc, head))
