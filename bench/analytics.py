@@ -223,7 +223,8 @@ which also stores the counts of closed days, weeks and months.
 - Machine: {machine()}; load average {load}
 - Dataset (`app.analytics.seed`, seed 1): 90 days; {_users_for(large):,} people for
   {large:,} events and {_users_for(small)} for {small:,} (30% signed up before the 90 days,
-  Pareto-distributed activity), one document per 5 people, sessions of about seven
+  Pareto-distributed activity, 60% of them writing and the rest only reading), one
+  document per 5 people, sessions of about seven
   events (page views about half), 12% anonymous visits, the empty-document experiment
   for everyone who signed up in the window. PostgreSQL: `{PG_NAMES[large]}` and
   `{PG_NAMES[small]}` on 127.0.0.1:5432, seeded with COPY

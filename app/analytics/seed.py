@@ -50,6 +50,10 @@ SESSION_ACTIONS: tuple[tuple[str, float], ...] = (
     ("release_tagged", 0.4),
     ("token_created", 0.2),
 )
+#: What people who never write do (the rest of SESSION_ACTIONS changes documents).
+READ_ACTIONS = ("page_view", "document_opened", "git_clone")
+#: The share of people who write (commit, branch, review ...) at all.
+WRITERS = 0.6
 #: Events whose properties carry the slug (as the product's merge-request code does).
 BY_SLUG = {
     "branch_created",
@@ -115,11 +119,12 @@ def seed(
         else:
             created = start + timedelta(seconds=rng.uniform(0, days * 86400 - 3600))
         activity = rng.paretovariate(1.6)  # a few heavy users, many light ones
-        people.append((base_user + i, created, activity))
+        writes = rng.random() < WRITERS  # the others only read and clone
+        people.append((base_user + i, created, activity, writes))
     user_rows = [
         (uid, f"seed{run}-{uid}", f"seed{run}-{uid}@seed.invalid", "", UNUSABLE_PASSWORD,
          False, True, created)
-        for uid, created, _ in people
+        for uid, created, *_ in people
     ]  # fmt: skip
     n_docs = documents if documents is not None else max(1, users // 5)
     doc_rows = []
@@ -152,9 +157,11 @@ def seed(
     person_weights = list(itertools.accumulate(p[2] for p in people))
     names = [a for a, _ in SESSION_ACTIONS]
     name_weights = list(itertools.accumulate(w for _, w in SESSION_ACTIONS))
+    reads = [a for a, _ in SESSION_ACTIONS if a in READ_ACTIONS]
+    read_weights = list(itertools.accumulate(w for a, w in SESSION_ACTIONS if a in READ_ACTIONS))
     signed_in_window = [p for p in people if p[1] >= start]
     # Sign-ups first: the start of every new person's story.
-    for uid, created, _ in signed_in_window:
+    for uid, created, *_ in signed_in_window:
         event_rows.append((None, uid, None, "signed_up", "{}", created))
     assignment_rows = []
     visit_id = base_visit
@@ -185,7 +192,12 @@ def seed(
             moment += timedelta(seconds=rng.expovariate(1 / 90))
             if moment >= end:
                 break
-            name = "page_view" if anonymous else rng.choices(names, cum_weights=name_weights)[0]
+            if anonymous:
+                name = "page_view"
+            elif person[3]:
+                name = rng.choices(names, cum_weights=name_weights)[0]
+            else:
+                name = rng.choices(reads, cum_weights=read_weights)[0]
             if name == "live_session_joined":
                 props = {"document_id": doc}
                 event_rows.append((visit_id, uid, visitor, name, json.dumps(props), moment))
@@ -208,14 +220,15 @@ def seed(
         visit_id += 1
     progress(f"{len(visit_rows)} visits, {len(event_rows)} events generated")
     # The empty-document experiment: people who signed up during the window, exposed
-    # an hour after sign-up; the second variant converts a little better.
-    for uid, created, _ in signed_in_window:
+    # an hour after sign-up. Writers commit anyway; the second variant turns a few more
+    # readers into writers than the first.
+    for uid, created, _, writes in signed_in_window:
         exposed = created + timedelta(hours=1)
         if exposed >= end:
             continue
         variant = "write_together" if rng.random() < 0.5 else "start_writing"
         assignment_rows.append(("empty_document_cta", variant, uid, None, exposed, exposed))
-        if rng.random() < (0.30 if variant == "write_together" else 0.25):
+        if not writes and rng.random() < (0.12 if variant == "write_together" else 0.04):
             extra = exposed + timedelta(minutes=rng.uniform(1, 600))
             if extra < end:
                 props = json.dumps({"document_id": rng.choice(doc_ids), "source": "web"})
