@@ -8,10 +8,12 @@ anyone else moved the branch in between, the update fails instead of overwriting
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import pygit2
 from pygit2.enums import ObjectType, SortMode
@@ -63,6 +65,44 @@ _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 MAX_PAGE = 500
 # save() retries a merge this many times when the branch keeps moving underneath it.
 _SAVE_ATTEMPTS = 5
+
+
+#: Attempts at an operation whose object write lost a race with ``git gc`` (see below).
+_GC_RACE_ATTEMPTS = 3
+
+
+def _lost_race_with_gc(exc: OSError) -> bool:
+    """libgit2 could not move a new object into a directory that gc had just removed."""
+    text = str(exc)
+    return "rename lockfile" in text and "objects" in text and "No such file" in text
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _survives_gc(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run an operation that writes objects again if ``git gc`` removed a directory under it.
+
+    Every ``git gc`` (scheduled maintenance, or the one ``receive-pack`` starts after a
+    push) ends with ``prune-packed``, which removes empty ``objects/xx`` directories.
+    libgit2 creates that directory and then renames its finished object into it; if
+    the directory vanished in between, the write fails. Objects are content-addressed
+    and every operation here moves its ref only after writing all of them, so running
+    it again is safe (the ref's compare-and-swap still guards it).
+    """
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for attempt in range(1, _GC_RACE_ATTEMPTS + 1):
+            try:
+                return method(*args, **kwargs)
+            except OSError as exc:
+                if attempt == _GC_RACE_ATTEMPTS or not _lost_race_with_gc(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def _ref_name(prefix: str, name: str) -> str:
@@ -384,6 +424,7 @@ class Document:
         self._move_ref(refname, oid, expected, f"commit: {summary}")
         return str(oid)
 
+    @_survives_gc
     def write(
         self,
         branch: str,
@@ -428,6 +469,7 @@ class Document:
             out.append(ConflictFile(path, data(base), data(ours), data(theirs)))
         return sorted(out, key=lambda c: c.path)
 
+    @_survives_gc
     def save(
         self,
         branch: str,
@@ -485,6 +527,7 @@ class Document:
             return SaveResult(commit=oid, merged=merged)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    @_survives_gc
     def restore(
         self,
         branch: str,
@@ -512,6 +555,7 @@ class Document:
             message=build_message(text),
         )
 
+    @_survives_gc
     def revert(self, branch: str, oid: str, *, parent: str, author: Author) -> str:
         """Commit the inverse of ``oid`` on top of the branch head."""
         refname = _branch_ref(branch)
@@ -641,6 +685,7 @@ class Document:
         new_oid, new_tree = self._tree(new)
         return self._diff_trees(old_tree, new_tree, old_oid, new_oid, paths, context, word_level)
 
+    @_survives_gc
     def commit_diff(self, oid: str) -> Diff:
         """What ``oid`` changed relative to its first parent (or to nothing, for a root).
 
@@ -763,6 +808,7 @@ class Document:
         out.sort(key=lambda pair: (-pair[0], pair[1].name))
         return [info for _, info in out]
 
+    @_survives_gc
     def create_tag(self, name: str, target_ref: str, *, tagger: Author, message: str) -> str:
         """Create an annotated tag; existing tags are refused, never moved.
 
@@ -877,6 +923,7 @@ class Document:
         with translate():
             return merge_trees(self.repo, base_tree, self.repo[ours].tree, self.repo[theirs].tree)  # type: ignore[union-attr]
 
+    @_survives_gc
     def preview_merge(self, target: str, source: str) -> MergePreview:
         """What merging ``source`` into ``target`` would give; moves no ref.
 
@@ -904,6 +951,7 @@ class Document:
 
         return [ConflictFile(c.path, data(c.base), data(c.ours), data(c.theirs)) for c in conflicts]
 
+    @_survives_gc
     def merge(
         self,
         target_branch: str,
@@ -959,6 +1007,7 @@ class Document:
             message=build_message(message, co_authors),
         )
 
+    @_survives_gc
     def revert_range(
         self, branch: str, before: str, after: str, *, parent: str, author: Author, message: str
     ) -> str:

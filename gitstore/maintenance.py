@@ -6,9 +6,11 @@ far faster with a commit-graph (148 ms → 6 ms). Neither happens on its own: no
 runs ``git gc`` in a bare repository that only libgit2 and ``receive-pack`` write.
 
 Everything here is the git CLI's own work under git's own locks, so it is safe while
-pushes and saves run: ``gc`` packs and never prunes an unreachable object younger than
-two weeks (a save or a push in flight may still need it), and the commit-graph is
-written to a lock file and renamed into place.
+pushes and saves run: ``gc`` packs objects and never prunes an unreachable object
+younger than two weeks (a save or a push in flight may still need it); it is told not
+to pack refs or expire reflogs, the two steps that lock refs, since a save that meets
+a ref lock fails rather than waits. The commit-graph is written to a lock file of its
+own and renamed into place.
 """
 
 from __future__ import annotations
@@ -137,6 +139,14 @@ def maintain(
             "gc.autoDetach=false",
             "-c",
             "gc.writeCommitGraph=false",  # written just below, for every run
+            # Never lock a ref: packing refs or expiring reflogs holds refs/heads/*.lock,
+            # and a save (libgit2) or a push that meets the lock fails instead of waiting.
+            "-c",
+            "gc.packRefs=false",
+            "-c",
+            "gc.reflogExpire=never",
+            "-c",
+            "gc.reflogExpireUnreachable=never",
             "gc",
             "--quiet",
             f"--prune={PRUNE_EXPIRE}",
