@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
+from app.analytics.experiment_models import Assignment
 from app.analytics.models import Event, Preference, Visit
 from app.db import utcnow
 
@@ -187,6 +188,17 @@ def export_user(session: Session, user_id: int) -> dict[str, Any]:
             }
             for e in events
         ],
+        "experiments": [
+            {
+                "experiment": a.experiment,
+                "variant": a.variant,
+                "assigned_at": a.assigned_at.isoformat(),
+                "exposed_at": a.exposed_at.isoformat() if a.exposed_at else None,
+            }
+            for a in session.scalars(
+                select(Assignment).where(Assignment.user_id == user_id).order_by(Assignment.id)
+            )
+        ],
     }
 
 
@@ -196,8 +208,11 @@ def delete_user_data(session: Session, user_id: int) -> tuple[int, int]:
     Returns (visits, events) deleted. The opt-out choice itself is kept: deleting
     the data must not silently start tracking again.
     """
+    from app.analytics.rollups import forget_user
+
     visit_ids = _user_visit_ids(session, user_id)
     events = session.execute(delete(Event).where(_user_events(user_id, visit_ids))).rowcount
     visits = session.execute(delete(Visit).where(Visit.user_id == user_id)).rowcount
+    forget_user(session, user_id)  # the rollups and experiment assignments name them too
     session.commit()
     return visits or 0, events or 0

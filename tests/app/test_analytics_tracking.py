@@ -17,6 +17,7 @@ from sqlalchemy import select, text, update
 from app import db
 from app.accounts.services import get_user_by_username
 from app.analytics import privacy, tracking
+from app.analytics.experiment_models import Assignment
 from app.analytics.models import Event, Preference, Visit
 from app.db import utcnow
 from app.documents import services
@@ -404,12 +405,16 @@ def test_export_returns_the_users_rows_and_delete_removes_them(app: Flask, brows
     _signup(other, "bob")
     _signup(browser, "ada")
     _create(browser, "Mine")
+    ada, bob = _user_id(app, "ada"), _user_id(app, "bob")
+    with app.app_context():  # an experiment assignment is analytics data about ada too
+        db.session().add(Assignment(experiment="cta", variant="b", user_id=ada))
+        db.session().commit()
     exported = browser.get("/settings/privacy/export")
     assert exported.status_code == 200 and exported.mimetype == "application/json"
     assert "attachment" in exported.headers["Content-Disposition"]
     data = exported.get_json()
-    ada, bob = _user_id(app, "ada"), _user_id(app, "bob")
     assert data["user_id"] == ada
+    assert [(a["experiment"], a["variant"]) for a in data["experiments"]] == [("cta", "b")]
     assert [e["name"] for e in data["events"]] == ["signed_up", "document_created"]
     assert len(data["visits"]) == 1 and data["visits"][0]["ip"] == "203.0.113.0"
 
@@ -424,6 +429,7 @@ def test_export_returns_the_users_rows_and_delete_removes_them(app: Flask, brows
     assert all(e.user_id != ada for e in remaining if e.user_id is not None)
     assert [e.user_id for e in remaining if e.name == "signed_up"] == [bob]
     assert [v.user_id for v in _rows(app, Visit, Visit.user_id.is_not(None))] != []
+    assert _rows(app, Assignment, Assignment.user_id == ada) == []
 
     cli = app.test_cli_runner().invoke(args=["analytics", "delete-user", "bob", "--yes"])
     assert cli.exit_code == 0 and "deleted 1 visits and 1 events of bob" in cli.output
