@@ -145,9 +145,9 @@ class HistoryWalk:
     commit times it may walk a commit before a descendant on another line, and a
     walk restarted from the frontier then shows that commit a second time.
 
-    "Leads to" is checked only through commits at least as new as the candidate,
-    so the check costs nothing when times differ and stays within the same second
-    otherwise. A history whose clocks ran backwards (a parent newer than its child)
+    "Leads to" is checked only through commits at least as new as the candidate
+    (:class:`_Region`), so the check costs nothing when times differ and stays within
+    the commits of the same second otherwise. A history whose clocks ran backwards (a parent newer than its child)
     can defeat that check; one walk still never repeats a commit, but a page
     boundary there may.
     """
@@ -158,6 +158,7 @@ class HistoryWalk:
         self.queued: set[pygit2.Oid] = set()
         #: Walked in this object's lifetime: guards against repeats when clocks ran backwards.
         self.walked: set[pygit2.Oid] = set()
+        self._region: _Region | None = None
         for commit in frontier:
             if commit.id not in self.queued:
                 self.frontier.append(commit)
@@ -195,6 +196,7 @@ class HistoryWalk:
         commit = self.frontier.pop(self._next_index())
         self.queued.discard(commit.id)
         self.walked.add(commit.id)
+        self._forget(commit)
         for parent in commit.parents:
             if parent.id not in self.queued and parent.id not in self.walked:
                 self._queue(parent)
@@ -211,25 +213,60 @@ class HistoryWalk:
 
     def _next_index(self) -> int:
         for index, candidate in enumerate(self.frontier):
-            if not self._reached_from_frontier(candidate):
+            if not self._region_at(candidate.commit_time).leads_to(candidate.id):
                 return index
         return 0  # only with clocks that ran backwards; the walked set still guards
 
-    def _reached_from_frontier(self, candidate: pygit2.Commit) -> bool:
-        """Does another frontier commit lead to ``candidate`` (through commits as new)?"""
-        when = candidate.commit_time
-        stack = [c for c in self.frontier if c.id != candidate.id and c.commit_time >= when]
-        visited = {c.id for c in stack}
+    def _region_at(self, when: int) -> _Region:
+        if self._region is None or self._region.when != when:
+            self._region = _Region(self.frontier, when, self.walked)
+        return self._region
+
+    def _forget(self, commit: pygit2.Commit) -> None:
+        """Keep the region of the current commit time up to date as ``commit`` is walked."""
+        region = self._region
+        if region is not None and region.when == commit.commit_time and region.is_source(commit):
+            region.remove(commit)
+        else:
+            self._region = None
+
+
+class _Region:
+    """What the frontier reaches through commits at least ``when`` new, with in-degrees.
+
+    A frontier commit another one leads to has an edge from inside the region. Walking a
+    commit nothing in the region points at just removes it (and its edges), so while
+    commits of one time are walked the region is built once, not once per commit: a
+    thousand commits made in the same second cost a thousand steps, not a million.
+    """
+
+    def __init__(self, frontier: Sequence[pygit2.Commit], when: int, walked: set[pygit2.Oid]):
+        self.when = when
+        self.members: set[pygit2.Oid] = set()
+        self.indegree: dict[pygit2.Oid, int] = {}
+        stack = [c for c in frontier if c.commit_time >= when]
+        self.members.update(c.id for c in stack)
         while stack:
             for parent in stack.pop().parents:
-                if parent.id == candidate.id:
-                    return True
-                if parent.commit_time >= when and parent.id not in visited:
-                    if parent.id in self.walked:
-                        continue
-                    visited.add(parent.id)
+                self.indegree[parent.id] = self.indegree.get(parent.id, 0) + 1
+                if (
+                    parent.commit_time >= when
+                    and parent.id not in self.members
+                    and parent.id not in walked
+                ):
+                    self.members.add(parent.id)
                     stack.append(parent)
-        return False
+
+    def leads_to(self, oid: pygit2.Oid) -> bool:
+        return self.indegree.get(oid, 0) > 0
+
+    def is_source(self, commit: pygit2.Commit) -> bool:
+        return commit.id in self.members and not self.leads_to(commit.id)
+
+    def remove(self, commit: pygit2.Commit) -> None:
+        self.members.discard(commit.id)
+        for oid in commit.parent_ids:
+            self.indegree[oid] -= 1
 
 
 class Document:
