@@ -72,9 +72,13 @@ _GC_RACE_ATTEMPTS = 3
 
 
 def _lost_race_with_gc(exc: OSError) -> bool:
-    """libgit2 could not move a new object into a directory that gc had just removed."""
+    """libgit2 could not move a new object into a directory that gc had just removed.
+
+    Matched without the system's error text (it follows the locale); any other failure
+    to rename an object file into place simply fails again on the last attempt.
+    """
     text = str(exc)
-    return "rename lockfile" in text and "objects" in text and "No such file" in text
+    return "rename lockfile" in text and "objects" in text
 
 
 _P = ParamSpec("_P")
