@@ -16,7 +16,6 @@ Snippets (the expensive part) are computed for the page only.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import logging
 import re
@@ -27,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 from markupsafe import Markup, escape
-from sqlalchemy.dialects.postgresql import REGCONFIG, TSQUERY
+from sqlalchemy.dialects.postgresql import REGCONFIG
 
 import gitstore
 from app import db
@@ -45,8 +44,6 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 1_000_000
 MAX_BODY = 400_000
 MAX_LIMIT = 100
-#: Word pairs are indexed from this many words of each text (a tsvector holds 1 MB).
-MAX_PAIR_WORDS = 40_000
 DEFAULT_LANGUAGE = "english"
 _HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
 _LANGUAGE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -71,19 +68,17 @@ def create_entries_table(conn: sa.Connection) -> None:
                 "CREATE TABLE IF NOT EXISTS search_entries ("
                 " document_id integer NOT NULL,"
                 " title text NOT NULL, body text NOT NULL,"
-                " tsv tsvector NOT NULL, title_tsv tsvector, phrase_tsv tsvector,"
+                " tsv tsvector NOT NULL, title_tsv tsvector,"
                 " CONSTRAINT pk_search_entries PRIMARY KEY (document_id),"
                 " CONSTRAINT fk_search_entries_document_id_documents FOREIGN KEY (document_id)"
                 " REFERENCES documents (id) ON DELETE CASCADE)"
             )
         )
-        for column in ("tsv", "phrase_tsv"):
-            conn.execute(
-                sa.text(
-                    f"CREATE INDEX IF NOT EXISTS ix_search_entries_{column}"
-                    f" ON search_entries USING gin ({column})"
-                )
+        conn.execute(
+            sa.text(
+                "CREATE INDEX IF NOT EXISTS ix_search_entries_tsv ON search_entries USING gin (tsv)"
             )
+        )
         return
     conn.execute(
         sa.text(
@@ -175,25 +170,6 @@ def extract(document: Document, repo: gitstore.Document | None = None) -> Extrac
     return Extract(commit, body, outline)
 
 
-def phrase_pairs(*texts: str) -> list[str]:
-    """Every two consecutive words (lower-case), for PostgreSQL's phrase pre-filter.
-
-    A phrase query then finds its candidates in a GIN index of word pairs instead of
-    reading the positions of every document holding both words. A document with more
-    pairs than fit carries :data:`syntax.PAIRS_INCOMPLETE` and is always a candidate.
-    """
-    found: set[str] = set()
-    complete = True
-    for text in texts:
-        words = syntax.WORD.findall(text.lower())
-        if len(words) > MAX_PAIR_WORDS:
-            words, complete = words[:MAX_PAIR_WORDS], False
-        found.update(f"{a} {b}" for a, b in itertools.pairwise(words) if len(a) + len(b) < 200)
-    if not complete:
-        found.add(syntax.PAIRS_INCOMPLETE)
-    return sorted(found)
-
-
 def write_entry(conn: sa.Connection, document_id: int, title: str, body: str | None) -> None:
     """Replace (``body`` given) or retitle (``body`` None) one entry on ``conn``."""
     title = _clean(title)
@@ -204,33 +180,23 @@ def write_entry(conn: sa.Connection, document_id: int, title: str, body: str | N
             " || setweight(to_tsvector(CAST(:lang AS regconfig), {body}), 'D')"
         )
         title_tsv = "to_tsvector(CAST(:lang AS regconfig), :title)"
-        pairs = "array_to_tsvector(CAST(:pairs AS text[]))"
         if body is None:
-            # The old title's pairs stay: the pair column only narrows candidates.
             conn.execute(
                 sa.text(
                     f"UPDATE search_entries SET title = :title, tsv = {tsv.format(body='body')},"
-                    f" title_tsv = {title_tsv}, phrase_tsv = phrase_tsv || {pairs}"
-                    " WHERE document_id = :id"
+                    f" title_tsv = {title_tsv} WHERE document_id = :id"
                 ),
-                {"id": document_id, "title": title, "lang": lang, "pairs": phrase_pairs(title)},
+                {"id": document_id, "title": title, "lang": lang},
             )
             return
         conn.execute(
             sa.text(
-                "INSERT INTO search_entries (document_id, title, body, tsv, title_tsv, phrase_tsv)"
-                f" VALUES (:id, :title, :body, {tsv.format(body=':body')}, {title_tsv}, {pairs})"
+                "INSERT INTO search_entries (document_id, title, body, tsv, title_tsv)"
+                f" VALUES (:id, :title, :body, {tsv.format(body=':body')}, {title_tsv})"
                 " ON CONFLICT (document_id) DO UPDATE SET title = EXCLUDED.title,"
-                " body = EXCLUDED.body, tsv = EXCLUDED.tsv, title_tsv = EXCLUDED.title_tsv,"
-                " phrase_tsv = EXCLUDED.phrase_tsv"
+                " body = EXCLUDED.body, tsv = EXCLUDED.tsv, title_tsv = EXCLUDED.title_tsv"
             ),
-            {
-                "id": document_id,
-                "title": title,
-                "body": body,
-                "lang": lang,
-                "pairs": phrase_pairs(title, body),
-            },
+            {"id": document_id, "title": title, "body": body, "lang": lang},
         )
         return
     if body is None:
@@ -427,7 +393,6 @@ _entries = sa.table(
     sa.column("body"),
     sa.column("tsv"),
     sa.column("title_tsv"),
-    sa.column("phrase_tsv"),
 )
 
 #: PostgreSQL ranks (``ts_rank``, which reads each document's whole tsvector) only
@@ -443,11 +408,6 @@ def _postgres(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
     e = _entries
     tsq = sa.func.to_tsquery(sa.cast(sa.bindparam("lang"), REGCONFIG), sa.bindparam("q"))
     where = sa.and_(e.c.tsv.op("@@")(tsq), e.c.document_id.in_(readable))
-    params = {"q": text, "lang": language()}
-    pairs = syntax.to_pair_tsquery(clauses)
-    if pairs is not None:  # phrases: candidates from the pair index, then the exact test
-        where = sa.and_(where, e.c.phrase_tsv.op("@@")(sa.cast(sa.bindparam("pairs"), TSQUERY)))
-        params["pairs"] = pairs
     th = sa.cast(sa.func.coalesce(e.c.title_tsv.op("@@")(tsq), sa.false()), sa.Integer)
     candidates = (
         sa.select(
@@ -469,7 +429,7 @@ def _postgres(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
         .subquery()
     )
     count = sa.select(sa.func.count()).select_from(e).where(where)
-    return ranked, count, params
+    return ranked, count, {"q": text, "lang": language()}
 
 
 def _sqlite(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:

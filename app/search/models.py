@@ -2,8 +2,7 @@
 
 ``search_entries`` is the index itself. On PostgreSQL it is a plain table
 (``tsv``: the title weighted A and the body D, with a GIN index; ``title_tsv``: the
-title alone, so "the title matches" is a cheap test for ranking; ``phrase_tsv``:
-consecutive word pairs, a GIN pre-filter for phrases). On SQLite it is an
+title alone, so "the title matches" is a cheap test for ranking). On SQLite it is an
 FTS5 virtual table whose rowid is the document id (columns ``title``, ``body``). The
 model describes the PostgreSQL shape; it is registered so tests empty the table.
 
@@ -36,7 +35,6 @@ class SearchEntry(Base):
     body: Mapped[str] = mapped_column(Text)
     tsv: Mapped[str] = mapped_column(TSVECTOR)
     title_tsv: Mapped[str | None] = mapped_column(TSVECTOR, nullable=True)
-    phrase_tsv: Mapped[str | None] = mapped_column(TSVECTOR, nullable=True)
 
 
 class SearchState(Base):

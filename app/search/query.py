@@ -7,15 +7,11 @@ operator syntax.
 
 from __future__ import annotations
 
-import itertools
 import re
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
-WORD = re.compile(r"\w+")
-_WORD = WORD
-#: The pair index's mark on a document too long to list all its pairs (never a word pair).
-PAIRS_INCOMPLETE = "# incomplete"
+_WORD = re.compile(r"\w+")
 
 
 @dataclass(frozen=True)
@@ -71,21 +67,3 @@ def to_tsquery(clauses: list[Clause]) -> str | None:
     if not any(not c.negated for c in clauses):
         return None
     return " & ".join(term(c) for c in clauses)
-
-
-def to_pair_tsquery(clauses: list[Clause]) -> str | None:
-    """PostgreSQL's phrase pre-filter: every consecutive word pair of every phrase.
-
-    A ``tsquery`` over the pair column (lexemes are ``"word word"``, quoted as they
-    are: only word characters and one space), or None without a phrase. A prefix
-    phrase's last word is left out. Documents marked incomplete always pass.
-    """
-    pairs: list[str] = []
-    for c in clauses:
-        if c.negated or len(c.words) < 2:
-            continue
-        words = c.words[:-1] if c.prefix else c.words
-        pairs += [f"'{a} {b}'" for a, b in itertools.pairwise(words)]
-    if not pairs:
-        return None
-    return "(" + " & ".join(pairs) + f") | '{PAIRS_INCOMPLETE}'"

@@ -17,7 +17,6 @@ from app.accounts.models import User
 from app.config import ConfigError, Settings
 from app.documents import services
 from app.documents.models import Document
-from app.search import index as index_module
 from app.search import query as syntax
 from app.search.index import (
     Filters,
@@ -94,29 +93,6 @@ def test_query_translation():
     assert syntax.to_tsquery(syntax.parse("'); drop table x; --")) == (
         "('drop') & ('table') & ('x')"
     )
-
-
-def test_phrase_pairs_prefilter_postgres_phrases():
-    clauses = syntax.parse('"quick brown fox" "lazy do*" solo')
-    assert syntax.to_pair_tsquery(clauses) == (
-        "('quick brown' & 'brown fox' & 'lazy do') | '# incomplete'"
-    )
-    assert syntax.to_pair_tsquery(syntax.parse("no phrase here")) is None
-    assert index_module.phrase_pairs("The quick, brown fox.") == [
-        "brown fox",
-        "quick brown",
-        "the quick",
-    ]
-
-
-def test_a_phrase_beyond_the_indexed_pairs_is_still_found(app, accounts, monkeypatch):
-    monkeypatch.setattr(index_module, "MAX_PAIR_WORDS", 5)
-    accounts.create("ann")
-    make(app, "ann", "Long", "one two three four five six seven lemur eight\n")
-    make(app, "ann", "Short", "seven lemur\n")
-    flush(app)
-    assert sorted(titles(app, '"seven lemur"')) == ["Long", "Short"]
-    assert titles(app, '"lemur seven"') == []
 
 
 def test_title_ranks_above_body(app, accounts):

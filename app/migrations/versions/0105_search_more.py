@@ -3,8 +3,7 @@
 ``search_state`` records, per document, the commit its index entry was built from,
 whether the background indexer still has to (re)index it, and the outline (file and
 heading by body offset). PostgreSQL's ``search_entries`` gains ``title_tsv`` so that
-"the title matches" is a cheap ranking key, and ``phrase_tsv`` (word pairs, GIN) so
-that a phrase of common words does not read every document's positions. SQLite's FTS5 table is rebuilt with
+"the title matches" is a cheap ranking key. SQLite's FTS5 table is rebuilt with
 prefix indexes (2, 3 and 4 characters), without which ``colla*`` reads every term
 with that prefix; its rows are copied over. Entries built before this revision have
 no state row: the indexer's catch-up finds them behind and rebuilds them.
@@ -49,16 +48,6 @@ def upgrade() -> None:
     op.create_index("ix_search_state_queued_at", "search_state", ["queued_at"])
     if op.get_bind().dialect.name == "postgresql":
         op.add_column("search_entries", sa.Column("title_tsv", postgresql.TSVECTOR()))
-        # Consecutive word pairs, so a phrase finds its candidates without reading every
-        # document's positions; rows from before are marked incomplete (always candidates)
-        # until the catch-up rebuilds them.
-        op.add_column("search_entries", sa.Column("phrase_tsv", postgresql.TSVECTOR()))
-        op.execute(
-            "UPDATE search_entries SET phrase_tsv = array_to_tsvector(ARRAY['# incomplete'])"
-        )
-        op.create_index(
-            "ix_search_entries_phrase_tsv", "search_entries", ["phrase_tsv"], postgresql_using="gin"
-        )
         return
     _rebuild_fts("prefix = '2 3 4', ")
 
@@ -78,8 +67,6 @@ def _rebuild_fts(options: str) -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.drop_index("ix_search_entries_phrase_tsv", table_name="search_entries")
-        op.drop_column("search_entries", "phrase_tsv")
         op.drop_column("search_entries", "title_tsv")
     else:
         _rebuild_fts("")
