@@ -64,7 +64,8 @@ A, B = "a" * 40, "b" * 40
         ("olga", "refs/heads/main", A, B, False, "non-fast-forward"),
         ("olga", "refs/heads/main", A, Z, None, "cannot be deleted"),
         ("mo", "refs/tags/v1", Z, A, None, None),
-        ("mo", "refs/tags/v1", A, Z, None, None),
+        ("mo", "refs/tags/v1", A, Z, None, "only site admins can delete tags"),
+        ("olga", "refs/tags/v1", A, Z, None, None),  # the first account: a site admin
         ("mo", "refs/tags/v1", A, B, None, "tags are never moved"),
         ("ed", "refs/tags/v1", Z, A, None, "only maintainers"),
         ("olga", "refs/merge-requests/1/head", Z, A, None, "refs/merge-requests/*"),
