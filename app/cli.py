@@ -115,7 +115,9 @@ def db_upgrade(no_lock: bool) -> None:
     if no_lock:
         upgrade()
     else:
-        waited = upgrade_locked()
+        waited = upgrade_locked(
+            on_wait=lambda: click.echo("waiting for another process's migration")
+        )
         if waited > 1:
             click.echo(f"waited {waited:.1f}s for another process's migration")
     click.echo("database is up to date")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from alembic import command
@@ -33,13 +33,14 @@ MIGRATION_LOCK_KEY = 0x71756972  # "quir"
 
 
 @contextlib.contextmanager
-def migration_lock(url: str) -> Iterator[float]:
+def migration_lock(url: str, on_wait: Callable[[], None] | None = None) -> Iterator[float]:
     """Hold the database-wide migration lock; yields the seconds spent waiting for it.
 
     PostgreSQL: a session-level ``pg_advisory_lock`` on a connection of its own, released
     when the block ends or the process dies. SQLite: an exclusive ``flock`` on a file
     beside the database. Two containers starting at once thus migrate one after the other,
-    and the second finds nothing left to do.
+    and the second finds nothing left to do. ``on_wait`` is called once when the lock is
+    held elsewhere, before blocking, so that an operator sees why a start is stalled.
     """
     started = time.monotonic()
     if url.startswith("sqlite"):
@@ -50,7 +51,12 @@ def migration_lock(url: str) -> Iterator[float]:
         lock_path = Path(path + ".migrate.lock")
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with open(lock_path, "a+b") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(fh, fcntl.LOCK_EX)
             try:
                 yield time.monotonic() - started
             finally:
@@ -63,7 +69,11 @@ def migration_lock(url: str) -> Iterator[float]:
     engine = make_engine(url)
     try:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            key = {"key": MIGRATION_LOCK_KEY}
+            if not conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), key):
+                if on_wait is not None:
+                    on_wait()
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), key)
             try:
                 yield time.monotonic() - started
             finally:
@@ -72,9 +82,9 @@ def migration_lock(url: str) -> Iterator[float]:
         engine.dispose()
 
 
-def upgrade_locked(url: str | None = None) -> float:
+def upgrade_locked(url: str | None = None, on_wait: Callable[[], None] | None = None) -> float:
     """:func:`upgrade` under :func:`migration_lock`; returns the seconds spent waiting."""
     url = url or current_app.config["DATABASE_URL"]
-    with migration_lock(url) as waited:
+    with migration_lock(url, on_wait) as waited:
         upgrade(url)
     return waited

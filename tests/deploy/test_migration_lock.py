@@ -69,10 +69,20 @@ def test_upgrade_waits_for_the_lock_held_elsewhere(
     env = _env(empty_url, tmp_path)
     with migration_lock(empty_url):
         waiting = _upgrade(env)
-        time.sleep(4)  # long enough to import the app and reach the lock
-        assert waiting.poll() is None, waiting.communicate()[0]
+        # Read until the command says it is blocked on the lock: however long importing
+        # the app takes on a busy machine, it has then reached the lock and not passed it.
+        seen = []
+        for line in waiting.stdout:
+            seen.append(line)
+            if "waiting for another process's migration" in line:
+                break
+        else:
+            pytest.fail("the upgrade never waited for the lock:\n" + "".join(seen))
+        time.sleep(1.5)  # held long enough for the waiter to report its wait
+        assert waiting.poll() is None
         assert "users" not in _tables(empty_url)
-    out, _ = waiting.communicate(timeout=120)
+    rest, _ = waiting.communicate(timeout=120)
+    out = "".join(seen) + rest
     assert waiting.returncode == 0, out
     assert "waited" in out and "database is up to date" in out
     assert {"users", "documents", "alembic_version"} <= _tables(empty_url)
