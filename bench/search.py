@@ -29,6 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from app.search.index import RANK_CANDIDATES
 from bench.common import Stats, Timer, load_average, machine, source_version, today, write_section
 
 SIZES = (1_000, 10_000)
@@ -338,6 +339,23 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
     big = matches[("postgresql", large)]
     widest = max(big.values()) if big else 0
     lines += [
+        "",
+        "What the figures rest on (each measured here first): snippets are cut in Python "
+        "from the page's bodies only (`ts_headline` and FTS5 `snippet()` re-parse whole "
+        "documents; on the first run they were most of a query); SQLite keeps the "
+        "readable-id filter away from FTS5 (`+rowid IN (...)`; otherwise FTS5 ran the MATCH "
+        "once per readable id: 3-4 s a query at 10,000 documents) and has 2-4 character "
+        "prefix indexes; PostgreSQL is told not to scan sequentially for the match "
+        "(`SET LOCAL enable_seqscan = off`: a frequent word made the planner decompress "
+        "every tsvector, 700 ms, against 20 ms through the GIN index) and runs `ts_rank` on "
+        f"{RANK_CANDIDATES} candidates chosen by title match and recency; the total is a "
+        "window count in the same statement. Tried and dropped: lz4 compression of the "
+        "tsvectors (no gain) and a GIN index of consecutive word pairs for phrases (377 MB "
+        "against 25 MB, 5x the build time, slower overall). What remains slow on "
+        "PostgreSQL is a phrase or prefix of words found in nearly every document: the "
+        "phrase must be checked against each candidate's positions (thousands of "
+        "tsvectors, more than `shared_buffers` holds here); an index with positions "
+        "(the RUM extension) would be the next step.",
         "",
         f"Target: the mix's p95 under {TARGET_MS:.0f} ms at {large:,} documents on both "
         f"backends: **{'met' if ok else 'missed'}**. The widest query matched {widest:,} "
