@@ -123,11 +123,15 @@ def _empty_tables(application: Flask) -> None:
     with engine.begin() as conn:
         tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
         if engine.dialect.name == "postgresql":
-            conn.execute(
-                text(
-                    "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
-                )
+            # TRUNCATE replaces each table's files, which costs more than the test itself
+            # for ~40 tables; most are empty, so find the ones with rows in one query.
+            probe = " UNION ALL ".join(
+                f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables
             )
+            used = [row[0] for row in conn.execute(text(probe))]
+            if used:
+                names = ", ".join(f'"{t}"' for t in used)
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         else:
             for table in tables:
                 conn.execute(text(f'DELETE FROM "{table}"'))
