@@ -251,6 +251,9 @@ class Results:
     hits: list[Hit]
     total: int
     next_cursor: str | None
+    #: How many of the ``total`` can be paged through (PostgreSQL ranks the best
+    #: :data:`RANK_CANDIDATES`); equal to ``total`` when every match is reachable.
+    reachable: int | None = None
 
 
 def encode_cursor(title_match: bool, score: float, document_id: int) -> str:
@@ -356,7 +359,8 @@ def search(
         if more and last_row is not None
         else None
     )
-    return Results(hits, total, next_cursor)
+    reachable = min(total, RANK_CANDIDATES) if postgres else total
+    return Results(hits, total, next_cursor, reachable)
 
 
 def _page_details(

@@ -98,6 +98,7 @@ def api():
     return {
         "query": q,
         "total": results.total,
+        "reachable": results.total if results.reachable is None else results.reachable,
         "next_cursor": results.next_cursor,
         "results": [
             {
@@ -166,6 +167,11 @@ openapi.extend(
                                 "total": {
                                     **openapi.INT,
                                     "description": "Matches the caller may read (all pages).",
+                                },
+                                "reachable": {
+                                    **openapi.INT,
+                                    "description": "How many of the total the cursor pages "
+                                    "through: the best 300 by relevance on PostgreSQL.",
                                 },
                                 "next_cursor": openapi.NSTR,
                                 "results": {"type": "array", "items": openapi._ref("SearchHit")},  # noqa: SLF001

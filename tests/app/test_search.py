@@ -244,6 +244,7 @@ def test_cursor_pages_in_page_and_api(app, accounts, client):
     rest = client.get(f"/api/v1/search?q=kestrel&limit=4&cursor={body['next_cursor']}").get_json()
     api_titles = [r["title"] for r in body["results"] + rest["results"]]
     assert api_titles == seen and rest["next_cursor"] is None
+    assert body["total"] == body["reachable"] == 6
     html = client.get("/search?q=kestrel&limit=4").get_data(as_text=True)
     more = re.search(r'href="(/search\?[^"]*cursor=[^"]+)"', html)
     assert more, html
@@ -252,6 +253,21 @@ def test_cursor_pages_in_page_and_api(app, accounts, client):
     assert client.get("/api/v1/search?q=kestrel&cursor=nonsense").status_code == 400
     assert client.get("/api/v1/search?q=kestrel&limit=0").status_code == 400
     assert client.get("/search?q=kestrel&cursor=%%%").status_code == 400
+
+
+def test_postgres_pages_through_the_ranked_candidates_only(app, accounts, monkeypatch):
+    from app.search import index as index_module
+
+    monkeypatch.setattr(index_module, "RANK_CANDIDATES", 2)
+    accounts.create("ann")
+    for n in range(3):
+        make(app, "ann", f"Heron {n}", "heron\n")
+    flush(app)
+    with app.app_context():
+        first = search(None, "heron", 5, None)
+        postgres = db.session().get_bind().dialect.name == "postgresql"
+    assert first.total == 3 and first.next_cursor is None
+    assert (len(first.hits), first.reachable) == ((2, 2) if postgres else (3, 3))
 
 
 def test_web_save_api_save_and_restore_are_found_within_seconds(app, accounts, client):

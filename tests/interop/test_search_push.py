@@ -57,6 +57,7 @@ def test_pushed_words_are_found_and_private_ones_stay_private(server, git, tmp_p
     assert search(server, other, "marmoset") == {
         "query": "marmoset",
         "total": 0,
+        "reachable": 0,
         "next_cursor": None,
         "results": [],
     }
