@@ -12,10 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pygit2
-from pygit2.enums import SortMode
 
 from .commits import commit_info
-from .document import Document
+from .document import Document, HistoryWalk
 from .types import CommitInfo
 
 #: Blobs larger than this are not searched (binary-sized text is not prose).
@@ -98,22 +97,23 @@ def phrase_changes(
     needle = phrase.casefold() if ignore_case else phrase
     if not needle:
         return PickaxePage([], None, 0)
-    start = document.resolve(after) if after else document.resolve(ref)
     repo = document.repo
+    # The history's own resumable walk: its cursor is the walk's frontier, so a page
+    # that stops inside a merged branch resumes there instead of skipping its commits.
+    if after:
+        walk = HistoryWalk.from_cursor(repo, after)
+    else:
+        walk = HistoryWalk(repo, [repo[document.resolve(ref)]])
     hits: list[PickaxeHit] = []
     scanned = 0
-    last: str | None = None
-    for commit in repo.walk(start, SortMode.NONE):
-        oid = str(commit.id)
-        if after and oid == start:
-            continue
-        if len(hits) >= limit or scanned >= max_commits:
-            return PickaxePage(hits, last, scanned)
+    while len(hits) < limit and scanned < max_commits:
+        commit = next(walk, None)
+        if commit is None:
+            return PickaxePage(hits, None, scanned)
         scanned += 1
-        last = oid
         if len(commit.parents) > 1:
             continue
         changes = _changes(repo, commit, needle, ignore_case)
         if changes:
             hits.append(PickaxeHit(commit_info(commit), changes))
-    return PickaxePage(hits, None, scanned)
+    return PickaxePage(hits, walk.cursor(), scanned)

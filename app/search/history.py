@@ -18,7 +18,7 @@ MAX_COMMITS = 1000
 
 
 class BadPhrase(ValueError):
-    """The phrase is empty or too long."""
+    """The phrase is empty or too long, or the page cursor is not one (a 400 either way)."""
 
 
 def search_history(
@@ -32,11 +32,14 @@ def search_history(
     if not phrase or len(phrase) > MAX_PHRASE:
         raise BadPhrase(f"Search for 1 to {MAX_PHRASE} characters.")
     repo: gitstore.Document = services.repo(document)
-    return phrase_changes(
-        repo,
-        ref or document.default_branch,
-        phrase,
-        after=after,
-        limit=PAGE,
-        max_commits=MAX_COMMITS,
-    )
+    try:
+        return phrase_changes(
+            repo,
+            ref or document.default_branch,
+            phrase,
+            after=after,
+            limit=PAGE,
+            max_commits=MAX_COMMITS,
+        )
+    except gitstore.InvalidCursor:
+        raise BadPhrase("That page link is not valid any more: search again.") from None
