@@ -155,6 +155,7 @@ class Tracker:
         return written
 
     def _write_safely(self, batch: list[Hit | PendingEvent]) -> int:
+        error: BaseException | None = None
         for attempt in (1, 2):
             try:
                 with self.app.app_context():
@@ -162,13 +163,16 @@ class Tracker:
                 self.written += count
                 RECORDS.labels(outcome="written").inc(count)
                 return count
-            except IntegrityError:
+            except IntegrityError as exc:
                 # Another process started the same visit a moment ago: retrying finds it.
+                error = exc
                 if attempt == 2:
                     break
-            except Exception:  # noqa: BLE001 - analytics must never take anything down
+            except Exception as exc:  # noqa: BLE001 - analytics must never take anything down
+                error = exc
                 break
-        log.warning("analytics: could not write %d records", len(batch), exc_info=True)
+        # Logged outside the except block, so name the error (exc_info=True would be empty).
+        log.warning("analytics: could not write %d records", len(batch), exc_info=error)
         self.failed += len(batch)
         RECORDS.labels(outcome="failed").inc(len(batch))
         return 0
