@@ -18,6 +18,7 @@ mix on 1,000 documents in the same run.
 from __future__ import annotations
 
 import json
+import os
 import random
 import secrets
 import tempfile
@@ -41,6 +42,9 @@ PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_DATABASE = "quire_bench_search"
 KINDS = ("single word", "two words", "phrase", "prefix", "exclusion")
 PER_KIND = 8
+#: ``QUIRE_BENCH_SEARCH_KEEP=1`` leaves the PostgreSQL database of the last size in
+#: place after the run, so its queries can be studied with EXPLAIN ANALYZE.
+KEEP = os.environ.get("QUIRE_BENCH_SEARCH_KEEP") == "1"
 
 _ONSETS = ["b", "c", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
            "br", "cl", "dr", "gr", "pl", "st", "tr", "sh", "ch", "th"]  # fmt: skip
@@ -255,7 +259,7 @@ def measure(
     with app.app_context():
         db.get_db().remove()
         db.get_db().engine.dispose()
-    if backend == "postgresql":
+    if backend == "postgresql" and not (KEEP and n == SIZES[-1]):
         _pg_database(False)
     return samples, build_seconds, totals
 

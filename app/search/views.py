@@ -20,7 +20,7 @@ from app.documents.models import Document
 from app.documents.views import document_view
 from app.errors import ApiError
 from app.search.history import BadPhrase, search_history
-from app.search.index import MAX_LIMIT, Filters, InvalidCursor, Results, search
+from app.search.index import MAX_LIMIT, TOTAL_CAP, Filters, InvalidCursor, Results, search
 
 bp = Blueprint("search", __name__)
 
@@ -98,6 +98,7 @@ def api():
     return {
         "query": q,
         "total": results.total,
+        "total_is_lower_bound": results.total_is_lower_bound,
         "reachable": results.total if results.reachable is None else results.reachable,
         "next_cursor": results.next_cursor,
         "results": [
@@ -166,7 +167,14 @@ openapi.extend(
                                 "query": openapi.STR,
                                 "total": {
                                     **openapi.INT,
-                                    "description": "Matches the caller may read (all pages).",
+                                    "description": "Matches the caller may read (all pages); "
+                                    f"exact up to {TOTAL_CAP:,}, else {TOTAL_CAP:,} with "
+                                    "total_is_lower_bound set.",
+                                },
+                                "total_is_lower_bound": {
+                                    **openapi.BOOL,
+                                    "description": "True when there are more matches than "
+                                    "total says (show it as e.g. '1,000+').",
                                 },
                                 "reachable": {
                                     **openapi.INT,

@@ -270,6 +270,40 @@ def test_postgres_pages_through_the_ranked_candidates_only(app, accounts, monkey
     assert (len(first.hits), first.reachable) == ((2, 2) if postgres else (3, 3))
 
 
+def test_totals_above_the_cap_are_lower_bounds(app, accounts, client, monkeypatch):
+    """Above TOTAL_CAP the total says "at least", counting only what the caller may read."""
+    from app.search import index as index_module
+
+    accounts.create("ann")
+    make(app, "ann", "Osprey nest", "seen from the hide\n")
+    for n in range(3):
+        make(app, "ann", f"Shore walk {n}", f"an osprey nest on pole {n}\n")
+    make(app, "ann", "Private walk", "an osprey nest nobody else sees\n", visibility="private")
+    flush(app)
+    monkeypatch.setattr(index_module, "TOTAL_CAP", 4)
+    with app.app_context():
+        for q in ("osprey", '"osprey nest"'):
+            public = search(None, q, 10, None)  # 4 readable matches: exactly the cap
+            assert (public.total, public.total_is_lower_bound) == (4, False), q
+            assert public.hits[0].title_match and public.hits[0].document.title == "Osprey nest"
+            assert "Private walk" not in [h.document.title for h in public.hits]
+            owner = search(_user("ann"), q, 10, None)  # 5 readable: more than the cap
+            assert (owner.total, owner.total_is_lower_bound) == (4, True), q
+            assert owner.hits[0].document.title == "Osprey nest"
+            assert owner.reachable is not None and owner.reachable <= owner.total
+    monkeypatch.setattr(index_module, "TOTAL_CAP", 2)
+    body = client.get("/api/v1/search?q=%22osprey+nest%22").get_json()
+    assert (body["total"], body["total_is_lower_bound"]) == (2, True)
+    assert body["results"][0]["title"] == "Osprey nest"
+    assert "Private walk" not in [r["title"] for r in body["results"]]
+    html = client.get("/search?q=osprey").get_data(as_text=True)
+    assert "2+ documents found" in html
+    monkeypatch.setattr(index_module, "TOTAL_CAP", 1_000)
+    body = client.get("/api/v1/search?q=osprey").get_json()
+    assert (body["total"], body["total_is_lower_bound"]) == (4, False)
+    assert "4 documents found" in client.get("/search?q=osprey").get_data(as_text=True)
+
+
 def test_web_save_api_save_and_restore_are_found_within_seconds(app, accounts, client):
     """Every branch-moving path through the app queues the document; the worker indexes it."""
     accounts.create("ann")
