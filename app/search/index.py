@@ -474,16 +474,22 @@ def _postgres(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
         .prefix_with("MATERIALIZED")
     )
     if phrase:
+        # Most recent first, so that when the check stops early the candidates are
+        # the ones a complete check would have chosen (title matches, then recency).
+        recent = (
+            sa.select(pool).order_by(pool.c.updated_at.desc(), pool.c.id).subquery("recent_first")
+        )
         entry = _entries.alias("phrase_entries")
         check = (
             sa.select(sa.literal(1).label("hit"))
-            .where(entry.c.document_id == pool.c.id, entry.c.tsv.op("@@")(tsq))
+            .where(entry.c.document_id == recent.c.id, entry.c.tsv.op("@@")(tsq))
             .limit(1)
             .lateral("phrase_check")
         )
         matched = (
-            sa.select(pool.c.id, pool.c.th, pool.c.updated_at)
-            .select_from(pool.join(check, sa.true()))
+            sa.select(recent.c.id, recent.c.th, recent.c.updated_at)
+            .select_from(recent.join(check, sa.true()))
+            .order_by(recent.c.updated_at.desc(), recent.c.id)
             .limit(sa.bindparam("cap"))
             .cte("matched")
             .prefix_with("MATERIALIZED")
