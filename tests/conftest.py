@@ -87,6 +87,16 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(autouse=True)
+def _no_indexer_outlives_its_test() -> Iterator[None]:
+    """Stop every search indexer a test started (apps made outside the ``app`` fixture
+    too): one left polling a deleted database would log failures into later tests."""
+    yield
+    from app.search import worker
+
+    worker.stop_all()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,17 @@ from app.db import UTCDateTime, utcnow
 log = logging.getLogger(__name__)
 
 _BATCH = 50
+#: After failed rounds the indexer waits longer, up to this (a database outage must
+#: not become a log flood or a busy loop).
+MAX_BACKOFF_SECONDS = 60.0
+#: Every indexer of this process, so that :func:`stop_all` can stop them.
+_INDEXERS: weakref.WeakSet[Indexer] = weakref.WeakSet()
+
+
+def stop_all() -> None:
+    """Stop every indexer in this process (the end of a test; a process shutting down)."""
+    for indexer in list(_INDEXERS):
+        indexer.stop(timeout=1.0)
 
 
 _ENQUEUE = sa.text(
@@ -68,6 +80,7 @@ class Indexer:
         #: Serialises draining between the worker and :meth:`flush` callers.
         self._drain_lock = threading.Lock()
         sa.event.listen(self.engine, "engine_disposed", self._on_engine_disposed)
+        _INDEXERS.add(self)
 
     # ------------------------------------------------------------------ queueing
 
@@ -122,6 +135,7 @@ class Indexer:
         except Exception:  # noqa: BLE001 - the database may be starting; indexing retries
             log.warning("search: could not check SEARCH_LANGUAGE", exc_info=True)
         next_catchup = 0.0
+        failures = 0
         while not self._stopping.is_set():
             try:
                 if time.monotonic() >= next_catchup:
@@ -129,8 +143,17 @@ class Indexer:
                     next_catchup = time.monotonic() + self.catchup_seconds
                 self.drain()
             except Exception:  # noqa: BLE001 - keep serving; the next round retries
-                log.exception("search: indexing round failed")
-            self._wake.wait(self.poll_seconds)
+                failures += 1
+                if failures == 1:
+                    log.exception("search: indexing round failed; retrying with backoff")
+                elif failures % 10 == 0:
+                    log.warning("search: indexing still failing (%d rounds)", failures)
+            else:
+                if failures:
+                    log.info("search: indexing recovered after %d failed rounds", failures)
+                failures = 0
+            wait = min(self.poll_seconds * 2 ** min(failures, 10), MAX_BACKOFF_SECONDS)
+            self._wake.wait(wait if failures else self.poll_seconds)
             self._wake.clear()
 
     # ------------------------------------------------------------------ work
