@@ -38,7 +38,7 @@ def _rule(app: Flask, slug: str) -> None:
         db.session().commit()
 
 
-def test_comment_resolve_and_approve_make_it_mergeable(app: Flask, client, tokens, doc) -> None:
+def test_comment_resolve_and_approve_make_it_mergeable(app: Flask, client, tokens, doc) -> None:  # noqa: F811
     _rule(app, doc)
     make_branch(client, tokens, doc, "monday", TEXT.replace("Friday", "Monday"))
     number = open_request(client, tokens, doc, "monday").json["number"]
@@ -86,7 +86,7 @@ def test_comment_resolve_and_approve_make_it_mergeable(app: Flask, client, token
     assert merged.status_code == 200, merged.json
 
 
-def test_review_api_refusals(app: Flask, client, tokens, doc) -> None:
+def test_review_api_refusals(app: Flask, client, tokens, doc) -> None:  # noqa: F811
     make_branch(client, tokens, doc, "monday", TEXT.replace("Friday", "Monday"))
     number = open_request(client, tokens, doc, "monday").json["number"]
     base = f"/documents/{doc}/merge-requests/{number}"
