@@ -17,7 +17,6 @@ every page on PostgreSQL with 1,000,000 events.
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +24,18 @@ from time import perf_counter_ns
 
 from sqlalchemy import create_engine, text
 
-from app import create_app, db
+from app import db
 from app.analytics.seed import seed
-from app.migrate import upgrade
-from bench.common import Stats, Timer, load_average, machine, source_version, today, write_section
+from bench.common import (
+    Stats,
+    Timer,
+    bench_app,
+    load_average,
+    machine,
+    source_version,
+    today,
+    write_section,
+)
 
 SIZES = (10_000, 1_000_000)
 TARGET_MS = 1000.0
@@ -84,19 +91,8 @@ def measure(backend: str, events: int, root: Path, runs: int, warmup: int) -> Me
         if backend == "postgresql"
         else f"sqlite:///{root / f'analytics-{events}.db'}"
     )
-    upgrade(url)
-    app = create_app(
-        {
-            "SECRET_KEY": "bench-" + secrets.token_hex(8),
-            "DATABASE_URL": url,
-            "REPOS_ROOT": root / "repos",
-            "VAR_DIR": root,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "LOG_LEVEL": "WARNING",
-            "WTF_CSRF_ENABLED": False,
-            "ANALYTICS_ENABLED": False,  # the benchmark's own requests are not product use
-        }
-    )
+    # The benchmark's own requests are not product use: analytics off.
+    app = bench_app(url, root, WTF_CSRF_ENABLED=False, ANALYTICS_ENABLED=False)
     with app.app_context():
         from app.accounts.services import create_token, create_user
 

@@ -101,3 +101,28 @@ def write_section(name: str, body: str) -> Path:
 
 def today() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d")
+
+
+def bench_app(url: str, root: Path, **config: object):  # noqa: ANN201 - a Flask app
+    """Migrate ``url`` and create the application every benchmark measures.
+
+    A throwaway secret, the benchmark's own directory, in-memory rate limits and quiet
+    logs; ``config`` adds what one benchmark needs on top.
+    """
+    import secrets
+
+    from app import create_app
+    from app.migrate import upgrade
+
+    upgrade(url)
+    return create_app(
+        {
+            "SECRET_KEY": "bench-" + secrets.token_hex(8),
+            "DATABASE_URL": url,
+            "REPOS_ROOT": root / "repos",
+            "VAR_DIR": root,
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "LOG_LEVEL": "WARNING",
+            **config,
+        }
+    )

@@ -30,11 +30,11 @@ from unittest import mock
 
 import gitstore
 import gitstore.commits
-from app import create_app, db
-from app.migrate import upgrade
+from app import db
 from bench.common import (
     Stats,
     Timer,
+    bench_app,
     load_average,
     machine,
     source_version,
@@ -168,18 +168,7 @@ def run(*, runs: int = 200, warmup: int = 20, write: bool = True, profile: bool 
         for d in docs:
             print(f"  {d.commits:>6,} commits in {d.build_seconds:.1f}s ({d.objects})")
 
-        upgrade(url)
-        app = create_app(
-            {
-                "SECRET_KEY": "bench-" + secrets.token_hex(8),
-                "DATABASE_URL": url,
-                "REPOS_ROOT": root / "repos",
-                "VAR_DIR": root,
-                "RATELIMIT_STORAGE_URI": "memory://",
-                "LOG_LEVEL": "WARNING",
-                "WTF_CSRF_ENABLED": False,  # the one POST is the log-in below
-            }
-        )
+        app = bench_app(url, root, WTF_CSRF_ENABLED=False)  # the one POST is the log-in below
         _register(app, docs)
         client = app.test_client()
         response = client.post("/login", data={"login": "bench", "password": PASSWORD})

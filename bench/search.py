@@ -32,7 +32,16 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from app.search.index import RANK_CANDIDATES, TOTAL_CAP
-from bench.common import Stats, Timer, load_average, machine, source_version, today, write_section
+from bench.common import (
+    Stats,
+    Timer,
+    bench_app,
+    load_average,
+    machine,
+    source_version,
+    today,
+    write_section,
+)
 
 SIZES = (1_000, 10_000)
 WORDS = 2_000
@@ -217,23 +226,11 @@ def _pg_database(create: bool) -> str:
 def measure(
     backend: str, n: int, plan: list[Query], rounds: int, warmup: int, root: Path
 ) -> tuple[dict[str, list[int]], float, dict[str, int]]:
-    from app import create_app, db
-    from app.migrate import upgrade
+    from app import db
     from app.search import get_indexer
 
     url = _pg_database(True) if backend == "postgresql" else f"sqlite:///{root / f'{n}.db'}"
-    upgrade(url)
-    app = create_app(
-        {
-            "SECRET_KEY": "bench-" + secrets.token_hex(8),
-            "DATABASE_URL": url,
-            "REPOS_ROOT": root / "repos",
-            "VAR_DIR": root,
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "LOG_LEVEL": "WARNING",
-            "PASSWORD_HASH_PROFILE": "cheapest",
-        }
-    )
+    app = bench_app(url, root, PASSWORD_HASH_PROFILE="cheapest")
     get_indexer(app).stop()  # no repositories to catch up with: keep the worker out of it
     rng = random.Random(SEED)
     vocab = vocabulary(rng)
