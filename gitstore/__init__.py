@@ -84,7 +84,7 @@ __all__ = [
 
 from .archive import ArchiveError, archive
 from .diffing import word_diff
-from .document import Document, HistoryWalk, InvalidCursor
+from .document import Document, HistoryWalk
 from .errors import (
     BranchExists,
     CannotDeleteDefaultBranch,
@@ -92,6 +92,7 @@ from .errors import (
     DocumentExists,
     DocumentNotFound,
     GitStoreError,
+    InvalidCursor,
     InvalidPath,
     InvalidRefName,
     MergeConflict,

@@ -26,6 +26,7 @@ from .errors import (
     CannotDeleteDefaultBranch,
     CannotRenameDefaultBranch,
     GitStoreError,
+    InvalidCursor,
     InvalidRefName,
     MergeConflict,
     NotFastForward,
@@ -123,10 +124,6 @@ def _branch_ref(name: str) -> str:
     if isinstance(name, str) and name.startswith("refs/heads/"):
         name = name[len("refs/heads/") :]
     return _ref_name("refs/heads/", name)
-
-
-class InvalidCursor(GitStoreError, ValueError):
-    """A history cursor that this library did not make (or names unknown commits)."""
 
 
 #: Most commits a history cursor may name: one per line of history still open.

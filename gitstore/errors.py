@@ -85,6 +85,10 @@ class RefConflict(GitStoreError):
         self.actual = actual
 
 
+class InvalidCursor(GitStoreError, ValueError):
+    """A history cursor that this library did not make (or names unknown commits)."""
+
+
 class MergeConflict(GitStoreError):
     """A three-way merge (save/revert) could not be completed automatically."""
 
