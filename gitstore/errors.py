@@ -102,7 +102,7 @@ class NotFastForward(GitStoreError):
     """A fast-forward merge was asked for, but the target has commits the source lacks."""
 
 
-def _is_cas_failure(exc: pygit2.GitError) -> bool:
+def _is_cas_failure(exc: Exception) -> bool:
     """libgit2 reports a lost compare-and-swap as GIT_EMODIFIED or a held lock file."""
     text = str(exc).lower()
     return (
@@ -143,3 +143,9 @@ def translate(
         if ref is not None and _is_cas_failure(exc):
             raise RefConflict(ref, expected, actual() if actual else None) from exc
         raise GitStoreError(str(exc)) from exc
+    except OSError as exc:
+        # A ref another writer holds locked (``<ref>.lock``) reaches pygit2 as an OSError
+        # when deleting: the same lost race as above.
+        if ref is not None and _is_cas_failure(exc):
+            raise RefConflict(ref, expected, actual() if actual else None) from exc
+        raise

@@ -64,6 +64,11 @@ def postgres_url() -> Iterator[str]:
     url = _pg_url(name)
     upgrade(url)
     yield url
+    # Analytics events still queued in this process belong to this database: land them
+    # before it goes, rather than fail (and log) at exit.
+    from app.analytics import tracking
+
+    tracking.flush()
     with engine.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     engine.dispose()

@@ -73,7 +73,7 @@ def release_json(document: Document, release: services.Release) -> dict[str, Any
 
 
 def _release_error(exc: services.ReleaseError) -> ApiError:
-    status = 409 if exc.code == "tag_exists" else 422
+    status = 409 if exc.code in {"tag_exists", "conflict"} else 422
     return ApiError(status, str(exc), exc.code)
 
 
@@ -269,6 +269,7 @@ extend(
                     "401": ERR_401,
                     "403": ERR_403,
                     "404": ERR_404,
+                    "409": _error("The tag changed while it was being deleted (conflict)."),
                 },
                 params=[SLUG, _p("tag", "Tag name (may contain '/').")],
                 auth=True,

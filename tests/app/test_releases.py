@@ -221,6 +221,15 @@ def test_release_api(app: Flask, client, accounts, team) -> None:
     assert client.delete(f"{url}/v1.0", headers=auth(admin)).status_code == 404
     remaining = client.get(f"{API}/documents/{slug}/tags", headers=auth(editor)).json["tags"]
     assert [t["name"] for t in remaining] == ["v2"]
+    # Another writer holds the tag's ref lock: a conflict, and nothing is deleted.
+    lock = _repo(app).path / "refs" / "tags" / "v2.lock"
+    lock.write_text("")
+    try:
+        held = client.delete(f"{url}/v2", headers=auth(admin))
+    finally:
+        lock.unlink()
+    assert (held.status_code, held.json["error"]["code"]) == (409, "conflict")
+    assert [t.name for t in _repo(app).tags()] == ["v2"]
     # A private document's releases are not there for anonymous callers.
     assert client.get(f"{API}/documents/{slug}/releases").status_code == 404
 
