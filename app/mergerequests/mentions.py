@@ -62,7 +62,7 @@ class _TextRewriter(HTMLParser):
         self.out.append(f"&#{name};")
 
     def handle_comment(self, data: str) -> None:
-        pass  # sanitized HTML has none
+        """Dropped: sanitized HTML carries none, and text inside one is never a mention."""
 
 
 def _walk(rendered: str, rewrite: Callable[[str], str]) -> str:

@@ -22,9 +22,10 @@ import gitstore
 from app import db
 from app.accounts.views import login_required
 from app.activity.signals import ref_updated
-from app.auth.permissions import Action, Role, grant_for
+from app.auth.permissions import Action, Role
 from app.documents import protection
 from app.documents.models import Document
+from app.documents.views import _context as document_context
 from app.documents.views import document_view
 from app.mergerequests import services
 from app.mergerequests.models import MERGE_STYLES, MergeRequest
@@ -82,16 +83,8 @@ def _load(document: Document, number: int) -> MergeRequest:
 
 
 def _context(document: Document, **extra: Any) -> dict[str, Any]:
-    grant = g.get("grant") or grant_for(g.actor, document)
-    return {
-        "document": document,
-        "grant": grant,
-        "can_edit": grant.allows(Action.EDIT),
-        "can_manage": grant.allows(Action.EDIT_SETTINGS),
-        "Action": Action,
-        "STYLE_LABELS": STYLE_LABELS,
-        **extra,
-    }
+    """The document pages' own context (grant, tabs), plus the merge style labels."""
+    return document_context(document, STYLE_LABELS=STYLE_LABELS, **extra)
 
 
 def _mr_context(document: Document, mr: MergeRequest, **extra: Any) -> dict[str, Any]:
@@ -245,32 +238,29 @@ def merge(document: Document, number: int):
     return _back(document, mr)
 
 
-@bp.post("/d/<slug>/merge-requests/<int:number>/close")
-@document_view(Action.READ)
-def close(document: Document, number: int):
+def _change_state(document: Document, number: int, change: Any, done: str) -> Any:
+    """Close or reopen: the service checks who may; refusals come back as a message."""
     actor = login_required()
     mr = _load(document, number)
     try:
-        services.close(actor, mr)
+        change(actor, mr)
     except services.MergeRequestError as exc:
         flash(str(exc), "error")
     else:
-        flash("Merge request closed.", "success")
+        flash(done, "success")
     return _back(document, mr)
+
+
+@bp.post("/d/<slug>/merge-requests/<int:number>/close")
+@document_view(Action.READ)
+def close(document: Document, number: int):
+    return _change_state(document, number, services.close, "Merge request closed.")
 
 
 @bp.post("/d/<slug>/merge-requests/<int:number>/reopen")
 @document_view(Action.READ)
 def reopen(document: Document, number: int):
-    actor = login_required()
-    mr = _load(document, number)
-    try:
-        services.reopen(actor, mr)
-    except services.MergeRequestError as exc:
-        flash(str(exc), "error")
-    else:
-        flash("Merge request reopened.", "success")
-    return _back(document, mr)
+    return _change_state(document, number, services.reopen, "Merge request reopened.")
 
 
 @bp.post("/d/<slug>/merge-requests/<int:number>/revert")
