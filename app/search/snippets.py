@@ -6,6 +6,11 @@ a query's time. Here a document's body is scanned once with one regular expressi
 per query term, which is cheap, gives the same result on both backends, and yields
 the hit's exact offset, so the outline names the file and heading it sits under.
 
+The patterns run on the lower-cased body and check "at a word start" themselves:
+a look-behind or ``re.IGNORECASE`` makes Python's ``re`` try every position, ~50x
+slower than a pattern that starts with a literal (measured: 0.7 ms against 15 µs
+per 2,000-word body), and that was most of a page's snippet time.
+
 Matching is approximate where the index stems (``running`` matched ``runs``): a
 word matches anything starting with its crude stem. A snippet may therefore mark a
 word the index did not count, never miss one the query asked for literally.
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +33,7 @@ ELLIPSIS = "…"
 BEFORE, WINDOW = 80, 260
 _SUFFIXES = ("ational", "ations", "ation", "ings", "ing", "edly", "ed", "ies", "es", "ly", "s")
 _SPACE = re.compile(r"\s+")
+_WORD_CHAR = re.compile(r"\w")
 
 
 def _stem(word: str) -> str:
@@ -37,7 +44,10 @@ def _stem(word: str) -> str:
 
 
 def patterns(clauses: list[Clause]) -> list[re.Pattern[str]]:
-    """One pattern per positive clause: a word, a prefix, or a phrase's words in order."""
+    """One pattern per positive clause: a word, a prefix, or a phrase's words in order.
+
+    Lower-case and without a word-start test: :func:`_matches` applies it.
+    """
     found = []
     for clause in clauses:
         if clause.negated:
@@ -45,9 +55,30 @@ def patterns(clauses: list[Clause]) -> list[re.Pattern[str]]:
         parts = []
         for i, word in enumerate(clause.words):
             literal = word if clause.prefix and i == len(clause.words) - 1 else _stem(word)
-            parts.append(re.escape(literal) + r"\w*")
-        found.append(re.compile(r"(?<!\w)" + r"\W+".join(parts), re.IGNORECASE))
+            parts.append(re.escape(literal.lower()) + r"\w*")
+        found.append(re.compile(r"\W+".join(parts)))
     return found
+
+
+def _matches(pattern: re.Pattern[str], text: str, start: int = 0) -> Iterator[re.Match[str]]:
+    """``pattern``'s matches in ``text`` that begin a word, leftmost first."""
+    at = start
+    while (match := pattern.search(text, at)) is not None:
+        begin = match.start()
+        if begin > 0 and _WORD_CHAR.match(text, begin - 1):
+            at = begin + 1  # inside a word; a real start may still lie within the match
+            continue
+        yield match
+        at = max(match.end(), begin + 1)
+
+
+def _lowered(body: str) -> str:
+    """``body`` lower-cased, or case-folded one character at a time where lowering
+    would change its length (offsets must stay those of ``body``)."""
+    lowered = body.lower()
+    if len(lowered) == len(body):
+        return lowered
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in body)
 
 
 @dataclass(frozen=True)
@@ -59,9 +90,10 @@ class Snippet:
 
 def cut(body: str, compiled: list[re.Pattern[str]]) -> Snippet:
     """The window around the first hit, with every hit inside it marked."""
+    lowered = _lowered(body)
     first = None
     for pattern in compiled:
-        match = pattern.search(body)
+        match = next(_matches(pattern, lowered), None)
         if match and (first is None or match.start() < first):
             first = match.start()
     if first is None:
@@ -76,9 +108,10 @@ def cut(body: str, compiled: list[re.Pattern[str]]) -> Snippet:
         space = body.rfind(" ", first, end)
         end = space if space > first else end
     window = body[start:end]
+    lowered_window = lowered[start:end]
     spans: list[tuple[int, int]] = []
     for pattern in compiled:
-        spans += [(m.start(), m.end()) for m in pattern.finditer(window)]
+        spans += [(m.start(), m.end()) for m in _matches(pattern, lowered_window)]
     marked, at = [], 0
     for a, b in sorted(spans):
         if a < at:
