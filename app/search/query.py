@@ -38,8 +38,12 @@ def parse(q: str) -> list[Clause]:
     return clauses[:20]
 
 
-def to_fts5(clauses: list[Clause]) -> str | None:
-    """FTS5 MATCH text, or None when nothing positive is asked for."""
+def to_fts5(clauses: list[Clause], column: str | None = None) -> str | None:
+    """FTS5 MATCH text, or None when nothing positive is asked for.
+
+    With ``column``, the wanted terms must be in that column; excluded ones are
+    still excluded from every column (a match here is a match of the whole query).
+    """
 
     def term(c: Clause) -> str:
         return '"' + " ".join(c.words) + '"' + ("*" if c.prefix else "")
@@ -48,6 +52,8 @@ def to_fts5(clauses: list[Clause]) -> str | None:
     if not positive:
         return None
     text = "(" + " AND ".join(positive) + ")"
+    if column is not None:
+        text = f"({column} : {text})"
     for c in clauses:
         if c.negated:
             text += " NOT " + term(c)

@@ -86,6 +86,10 @@ def index_table_restored(app):
 def test_query_translation():
     clauses = syntax.parse('alpha "exact words" colla* -draft')
     assert syntax.to_fts5(clauses) == '("alpha" AND "exact words" AND "colla"*) NOT "draft"'
+    # A title match is a match of the whole query: the exclusion still covers the body.
+    assert syntax.to_fts5(clauses, column="title") == (
+        '(title : ("alpha" AND "exact words" AND "colla"*)) NOT "draft"'
+    )
     assert syntax.to_tsquery(clauses) == (
         "('alpha') & ('exact' <-> 'words') & ('colla':*) & !('draft')"
     )
@@ -114,6 +118,15 @@ def test_phrase_prefix_exclusion(app, accounts):
     assert titles(app, "colla*") == ["Two"]
     assert titles(app, "fox -draft") == ["One"]
     assert titles(app, "-draft") == []
+
+
+def test_an_excluded_word_in_the_body_rules_out_a_title_match(app, accounts):
+    accounts.create("ann")
+    make(app, "ann", "Fox tales", "an early draft\n")
+    make(app, "ann", "Fox facts", "a finished text\n")
+    flush(app)
+    assert titles(app, "fox -draft") == ["Fox facts"]
+    assert sorted(titles(app, "fox")) == ["Fox facts", "Fox tales"]
 
 
 def test_snippet_highlights_escapes_and_says_where(app, accounts, client):
