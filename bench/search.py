@@ -253,7 +253,9 @@ def measure(
             path = f"/api/v1/search?q={urllib.parse.quote(query.text)}"
             t0 = time.perf_counter_ns()
             client.get(path, headers=headers)
-            samples[query.kind].append(time.perf_counter_ns() - t0)
+            elapsed = time.perf_counter_ns() - t0
+            samples[query.kind].append(elapsed)
+            samples.setdefault(f"query:{query.text}", []).append(elapsed)
     with app.app_context():
         db.get_db().remove()
         db.get_db().engine.dispose()
@@ -284,7 +286,7 @@ def run(*, runs: int = 200, warmup: int = 20, write: bool = True, profile: bool 
                 results[(backend, n)] = samples
                 builds[(backend, n)] = seconds
                 matches[(backend, n)] = totals
-                every = [s for v in samples.values() for s in v]
+                every = [s for k in KINDS for s in samples[k]]
                 print(f"  built in {seconds:.0f}s; mix p95 {Stats.of(every).p95_ms:.1f} ms")
     load = f"{load_before} before, {load_average()} after"
     table, ok = _report(plan, results, builds, matches, rounds, warm, total.seconds, load)
@@ -323,8 +325,8 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
     for backend in ("postgresql", "sqlite"):
         for kind in (*KINDS, "mix"):
             if kind == "mix":
-                a = Stats.of([s for v in results[(backend, small)].values() for s in v])
-                b = Stats.of([s for v in results[(backend, large)].values() for s in v])
+                a = Stats.of([s for k in KINDS for s in results[(backend, small)][k]])
+                b = Stats.of([s for k in KINDS for s in results[(backend, large)][k]])
             else:
                 a = Stats.of(results[(backend, small)][kind])
                 b = Stats.of(results[(backend, large)][kind])
@@ -341,6 +343,21 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
                 f"| {b.median_ms:.1f} / **{b.p95_ms:.1f}**{mark} | {b.p95_ms / a.p95_ms:.2f} |"
             )
     build_text = ", ".join(f"{b} {n:,}: {s:.0f}s" for (b, n), s in builds.items())
+    slowest = []
+    for backend in ("postgresql", "sqlite"):
+        per_query = {
+            key.split(":", 1)[1]: Stats.of(v)
+            for key, v in results[(backend, large)].items()
+            if key.startswith("query:")
+        }
+        worst = sorted(per_query.items(), key=lambda kv: kv[1].p95_ms, reverse=True)[:4]
+        listed = "; ".join(
+            f"`{q}` {st.median_ms:.0f} / {st.p95_ms:.0f} "
+            f"({matches[(backend, large)].get(q, 0):,}"
+            f"{'+' if matches[(backend, large)].get(q, 0) >= TOTAL_CAP else ''} matches)"
+            for q, st in worst
+        )
+        slowest.append(f"{backend}: {listed}")
     big = matches[("postgresql", large)]
     widest = max(big.values()) if big else 0
     capped = sum(1 for v in big.values() if v >= TOTAL_CAP)
@@ -348,39 +365,41 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
         "",
         "What the figures rest on (each measured here first): snippets are cut in Python "
         "from the page's bodies only (`ts_headline` and FTS5 `snippet()` re-parse whole "
-        "documents; on the first run they were most of a query); SQLite keeps the "
-        "readable-id filter away from FTS5 (`+rowid IN (...)`; otherwise FTS5 ran the MATCH "
-        "once per readable id: 3-4 s a query at 10,000 documents) and has 2-4 character "
-        "prefix indexes; PostgreSQL is told not to scan sequentially for the match "
-        "(`SET LOCAL enable_seqscan = off`: a frequent word made the planner decompress "
-        "every tsvector, 700 ms, against 20 ms through the GIN index) and to plan each "
-        "query afresh (`plan_cache_mode = force_custom_plan`: the driver prepares a "
-        "statement run often, and PostgreSQL's one generic plan for it took 180 ms for a "
-        "frequent word that its own plan answers in 25 ms).",
+        "documents), with lower-cased literal patterns that test word starts themselves "
+        "(a look-behind with `re.IGNORECASE` made `re` try every position: 0.7 ms a body "
+        "against 15 µs). PostgreSQL is told not to scan sequentially for the match "
+        "(`enable_seqscan = off`: a frequent word made the planner decompress every "
+        "tsvector, 700 ms, against 20 ms through the GIN index), to plan each query afresh "
+        "(`plan_cache_mode = force_custom_plan`: one generic plan took 180 ms for a frequent "
+        "word its own plan answers in 25 ms), both in one statement, and the GIN match sits "
+        "in a CTE of its own (joined directly, a prefix made a merge join on the primary key, "
+        "reading every tsvector, look cheaper: 300 ms against 25).",
         "",
-        "PostgreSQL bounds its work per query. Reading a 2,000-word document's tsvector "
-        "(~17 kB, out of line) costs 8-13 µs, and a phrase must read it to check word "
-        "positions: sorting and counting every match read thousands (a phrase of common "
-        "words: 165 ms). Now the readable candidates come from the GIN index alone, with "
-        "each phrase loosened to its words (no tsvector read); the phrase is then checked "
-        "one candidate at a time, most recently updated first, in a LATERAL subquery with "
-        f"a LIMIT, stopping after {TOTAL_CAP + 1:,} matches. Totals are exact up to "
+        "Bounded work per query. Totals are exact up to "
         f"{TOTAL_CAP:,}; above, the API says `total_is_lower_bound` and the page "
-        f'"{TOTAL_CAP:,}+" (on both backends, for one meaning). Title matches are taken from '
-        "all candidates (the small `title_tsv`), then the most recent matches, and "
-        f"`ts_rank` orders those {RANK_CANDIDATES}: the same candidates as before. Measured "
-        "and not kept: a GIN index on `title_tsv` (testing the small title tsvectors of "
-        "all 10,000 rows takes 2 ms without it; not worth a migration) and `STORAGE "
-        "EXTERNAL` (tsvectors barely compress: a copy stored that way was as slow to check; "
-        "reading one costs ~8 µs even with every page "
-        "in shared buffers). Tried earlier and dropped: lz4 compression of the tsvectors "
-        "and a GIN index of consecutive word pairs for phrases (377 MB against 25 MB, 5x "
-        "the build time, slower overall). What remains slow is a phrase of two common "
-        "words that rarely stand together (e.g. 80 matches among 3,258 readable documents "
-        "holding both words): every candidate must be checked to know it does not match, "
-        "~40 ms at 10,000 documents, growing with the corpus. An index with positions (the "
-        "RUM extension), or tsvectors of ~250-word sections small enough to stay in the "
-        "table row, would be the next step.",
+        f'"{TOTAL_CAP:,}+", on both backends. **PostgreSQL**: readable candidates come from '
+        "the GIN index alone, each phrase loosened to its words; a phrase is then checked "
+        "one candidate at a time, most recent first, stopping after "
+        f"{TOTAL_CAP + 1:,} matches, and a candidate's tsvector (~17 kB out of line, "
+        "8-13 µs to read) is read only if its word-pair filter (`search_pairs`: a Bloom "
+        "filter of the entry's consecutive lexeme pairs, ~2.2 kB in its row, ~1 % false "
+        "positives) holds every pair of the phrase. `ts_rank` orders title matches and the "
+        f"most recent matches, {RANK_CANDIDATES} in all. Measured and not kept: the filter "
+        "in `search_entries`' own rows (every query read 16x more heap: a prefix went from "
+        "70 to 330 ms), the filter as an anti-join (PostgreSQL tested all 10,000 filters), "
+        "`shared_buffers` of 1 GB instead of 128 MB (~5 %), a covering index for the "
+        "permission rule (~3 ms). Tried earlier and dropped: lz4 and `STORAGE EXTERNAL` "
+        "for the tsvectors, a GIN index of word pairs (377 MB), per-section tsvectors. "
+        "**SQLite**: FTS5 finds matches lazily in rowid order, so a query asks for the "
+        f"newest {TOTAL_CAP + 1:,} readable matches and stops there (ranking every match of "
+        "a frequent word or a common phrase decoded all their positions: 45 and 170 ms), plus "
+        f"the newest {RANK_CANDIDATES} title matches; `bm25` counts each phrase's rows in a "
+        "full pass first (50 ms for a phrase of the two commonest words, against 6 ms to find "
+        "its newest matches), so a query with a phrase is scored by its words. Connections "
+        "read through a memory map with a 32 MB page cache (the default 2 MB cache made every "
+        "query copy index pages in again: 12-20 ms on every kind of query). The readable-id "
+        "filter stays away from FTS5 (`+rowid IN (...)`; otherwise FTS5 ran the MATCH once "
+        "per readable id).",
         "",
         f"Target: the mix's p95 under {TARGET_MS:.0f} ms at {large:,} documents on both "
         f"backends: **{'met' if ok else 'missed'}**"
@@ -388,5 +407,7 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
         f"{widest:,}{'+' if widest >= TOTAL_CAP else ''} readable documents on PostgreSQL "
         f"({capped} of the {len(big)} queries reported {TOTAL_CAP:,}+). Building the corpus "
         f"and index: {build_text}.",
+        "",
+        f"Slowest queries at {large:,} documents (median / p95 ms): " + ". ".join(slowest) + ".",
     ]
     return "\n".join(lines), ok
