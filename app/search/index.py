@@ -70,6 +70,15 @@ PAIRS_TABLE = (
     " CONSTRAINT fk_search_pairs_document_id_documents FOREIGN KEY (document_id)"
     " REFERENCES documents (id) ON DELETE CASCADE)",
     "ALTER TABLE search_pairs ALTER COLUMN pairs SET STORAGE MAIN",
+    # A filter describes one version of its entry. Whatever rewrites the entry's tsvector
+    # (this release before rebuilding the filter, an older release during a deploy or
+    # after a rollback, a hand-made fix) drops it, so a stale filter can never hide a
+    # phrase: a missing one means "may hold anything".
+    "CREATE OR REPLACE FUNCTION search_pairs_drop() RETURNS trigger LANGUAGE plpgsql AS"
+    " $$ BEGIN DELETE FROM search_pairs WHERE document_id = NEW.document_id; RETURN NULL; END $$",
+    "DROP TRIGGER IF EXISTS search_pairs_stale ON search_entries",
+    "CREATE TRIGGER search_pairs_stale AFTER INSERT OR UPDATE OF tsv ON search_entries"
+    " FOR EACH ROW EXECUTE FUNCTION search_pairs_drop()",
 )
 
 

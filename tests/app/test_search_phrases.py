@@ -179,6 +179,25 @@ def test_a_retitle_rebuilds_the_filter_and_old_entries_without_one_still_match(a
     assert titles(app, '"harbour lights"') == ["A much longer title than before"]
 
 
+def test_an_entry_rewritten_without_its_filter_is_never_filtered_by_a_stale_one(app, accounts):
+    """An older release (during a deploy, after a rollback) writes entries but no filters."""
+    _postgres_only(app)
+    accounts.create("ann")
+    make(app, "ann", "Log", "calm seas today\n")
+    flush(app)
+    with app.app_context():
+        session = db.session()
+        session.execute(
+            text(
+                "UPDATE search_entries SET body = 'storm warning issued',"
+                " tsv = to_tsvector('english', 'Log storm warning issued')"
+            )
+        )
+        session.commit()
+        assert session.scalar(text("SELECT count(*) FROM search_pairs")) == 0
+    assert titles(app, '"storm warning"') == ["Log"]
+
+
 def test_deleting_a_document_removes_its_filter(app, accounts):
     _postgres_only(app)
     accounts.create("ann")
