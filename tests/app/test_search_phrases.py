@@ -29,6 +29,15 @@ def _postgres_only(app) -> None:
             pytest.skip("pair filters exist on PostgreSQL only")
 
 
+def _indexed(app, accounts, title: str, body: str) -> str:
+    """On PostgreSQL only: ann's public document, indexed; its slug."""
+    _postgres_only(app)
+    accounts.create("ann")
+    slug = make(app, "ann", title, body)
+    flush(app)
+    return slug
+
+
 # --- the filter itself --------------------------------------------------------------
 
 
@@ -57,10 +66,7 @@ def test_probes_skip_stop_word_gaps_and_shared_positions():
 
 
 def test_sql_and_python_hash_the_same_pairs(app, accounts):
-    _postgres_only(app)
-    accounts.create("ann")
-    make(app, "ann", "Hash", "Café naïve Ωmega straße 東京 tower café naïve\n")
-    flush(app)
+    _indexed(app, accounts, "Hash", "Café naïve Ωmega straße 東京 tower café naïve\n")
     with app.app_context():
         session = db.session()
         document_id = session.scalar(text("SELECT id FROM documents WHERE title = 'Hash'"))
@@ -157,10 +163,7 @@ def test_the_filter_rejects_documents_without_the_phrase(app, accounts):
 
 
 def test_a_retitle_rebuilds_the_filter_and_old_entries_without_one_still_match(app, accounts):
-    _postgres_only(app)
-    accounts.create("ann")
-    slug = make(app, "ann", "Short", "quiet harbour lights\n")
-    flush(app)
+    slug = _indexed(app, accounts, "Short", "quiet harbour lights\n")
     with app.app_context():
         session = db.session()
         before = session.scalar(text("SELECT pairs FROM search_pairs"))
@@ -181,10 +184,7 @@ def test_a_retitle_rebuilds_the_filter_and_old_entries_without_one_still_match(a
 
 def test_an_entry_rewritten_without_its_filter_is_never_filtered_by_a_stale_one(app, accounts):
     """An older release (during a deploy, after a rollback) writes entries but no filters."""
-    _postgres_only(app)
-    accounts.create("ann")
-    make(app, "ann", "Log", "calm seas today\n")
-    flush(app)
+    _indexed(app, accounts, "Log", "calm seas today\n")
     with app.app_context():
         session = db.session()
         session.execute(
@@ -199,10 +199,7 @@ def test_an_entry_rewritten_without_its_filter_is_never_filtered_by_a_stale_one(
 
 
 def test_deleting_a_document_removes_its_filter(app, accounts):
-    _postgres_only(app)
-    accounts.create("ann")
-    slug = make(app, "ann", "Gone", "soon gone words\n")
-    flush(app)
+    slug = _indexed(app, accounts, "Gone", "soon gone words\n")
     with app.app_context():
         from app.documents import services
 
