@@ -5,12 +5,10 @@ from __future__ import annotations
 import re
 import subprocess
 
-import pytest
 from flask import Flask
 
 import gitstore
 from app import db
-from app.accounts.services import get_user_by_username
 from app.activity.models import ActivityEvent
 from app.documents import services
 from app.documents.protection import BranchProtection
@@ -21,22 +19,6 @@ AUTHOR = gitstore.Author("Ada", "ada@example.com")
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def team(app: Flask, accounts):
-    """root (site admin), ada (owner of 'plans'), and one member per role."""
-    accounts.create("root")
-    accounts.create("ada")
-    for name in ("maria", "ed", "rita", "vic", "stranger"):
-        accounts.create(name)
-    with app.app_context():
-        ada = get_user_by_username("ada")
-        document = services.create_document(ada, "Plans")
-        for name, role in (("maria", "maintainer"), ("ed", "editor"), ("rita", "reviewer"),
-                           ("vic", "viewer")):  # fmt: skip
-            services.set_member(ada, document, name, role)
-    return "plans"
 
 
 def _commit(app: Flask, slug: str, branch: str, text: str) -> str:

@@ -6,7 +6,6 @@ import io
 import zipfile
 
 import pygit2
-import pytest
 from flask import Flask
 
 import gitstore
@@ -21,22 +20,6 @@ AUTHOR = gitstore.Author("Ada", "ada@example.com")
 
 def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def team(app: Flask, accounts):
-    """root (site admin), ada (owner of 'plans'), and one member per role."""
-    accounts.create("root")
-    accounts.create("ada")
-    for name in ("maria", "ed", "rita", "vic", "stranger"):
-        accounts.create(name)
-    with app.app_context():
-        ada = get_user_by_username("ada")
-        document = services.create_document(ada, "Plans")
-        for name, role in (("maria", "maintainer"), ("ed", "editor"), ("rita", "reviewer"),
-                           ("vic", "viewer")):  # fmt: skip
-            services.set_member(ada, document, name, role)
-    return "plans"
 
 
 def _repo(app: Flask, slug: str = "plans") -> gitstore.Document:
