@@ -239,13 +239,11 @@ def write_entry(conn: sa.Connection, document_id: int, title: str, body: str | N
 
 def _store_pairs(conn: sa.Connection, document_id: int) -> None:
     """Rebuild the entry's pair filter from its stored tsvector (a retitle shifts the
-    body's positions, so every write rebuilds it)."""
+    body's positions, so every write rebuilds it). The write just made dropped the old
+    filter (the ``search_pairs_stale`` trigger); an entry without pairs keeps none."""
     hashes = conn.scalars(sa.text(pairs.ENTRY_PAIR_HASHES), {"id": document_id})
     data = pairs.build(hashes)
     if data is None:
-        conn.execute(
-            sa.text("DELETE FROM search_pairs WHERE document_id = :id"), {"id": document_id}
-        )
         return
     conn.execute(
         sa.text(
@@ -258,10 +256,6 @@ def _store_pairs(conn: sa.Connection, document_id: int) -> None:
 
 def delete_entry(conn: sa.Connection, document_id: int) -> None:
     column = "document_id" if conn.dialect.name == "postgresql" else "rowid"
-    if column == "document_id":
-        conn.execute(
-            sa.text("DELETE FROM search_pairs WHERE document_id = :id"), {"id": document_id}
-        )
     conn.execute(sa.text(f"DELETE FROM search_entries WHERE {column} = :id"), {"id": document_id})
 
 
