@@ -20,6 +20,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from app import db
 from app.accounts.models import Token, User
@@ -182,7 +183,10 @@ def user_for_token(secret: str) -> User | None:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     session = db.session()
-    token = session.scalar(select(Token).where(Token.token_hash == _digest(secret)))
+    # The user comes in the same round trip: every API and git request asks for both.
+    token = session.scalar(
+        select(Token).options(joinedload(Token.user)).where(Token.token_hash == _digest(secret))
+    )
     now = utcnow()
     if token is None or not token.is_usable(now) or not token.user.is_active:
         return None

@@ -12,7 +12,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, or_, select, union
+from sqlalchemy import Select, bindparam, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 
 import gitstore
@@ -170,10 +170,13 @@ def _visible_to(actor: User | None) -> Select[tuple[Document]]:
         return query.where(Document.visibility == "public")
     if actor.is_admin:
         return query
-    member_ids = select(Membership.document_id).where(Membership.user_id == actor.id)
+    # One named parameter: a statement built once (search keeps one per query shape)
+    # can then serve every reader, given their id when it runs.
+    actor_id = bindparam("actor_id", actor.id)
+    member_ids = select(Membership.document_id).where(Membership.user_id == actor_id)
     return query.where(
         or_(
-            Document.owner_id == actor.id,
+            Document.owner_id == actor_id,
             Document.id.in_(member_ids),
             Document.visibility == "public",
         )

@@ -319,23 +319,115 @@ def decode_cursor(cursor: str) -> tuple[int, float, int]:
 
 
 def _readable_ids(actor: User | None, filters: Filters) -> sa.Select[Any]:
-    """Ids of the documents ``actor`` may read, narrowed by ``filters`` (a subquery)."""
+    """Ids of the documents ``actor`` may read, narrowed by ``filters`` (a subquery).
+
+    Every value that differs between readers or requests is a named parameter
+    (``actor_id``, ``me``, ``member``, ``since``), so the statement built around it
+    can be kept and run for anyone: :func:`_search_parameters` supplies them.
+    """
     stmt = services._visible_to(actor).with_only_columns(Document.id)  # noqa: SLF001
     if filters.mine:
-        stmt = stmt.where(Document.owner_id == (actor.id if actor is not None else -1))
+        stmt = stmt.where(Document.owner_id == sa.bindparam("me"))
     if filters.member:
-        person = sa.select(User.id).where(User.username == filters.member).scalar_subquery()
-        memberships = sa.select(Membership.document_id).where(Membership.user_id == person)
-        stmt = stmt.where(sa.or_(Document.owner_id == person, Document.id.in_(memberships)))
+        person = sa.select(User.id).where(User.username == sa.bindparam("member"))
+        memberships = sa.select(Membership.document_id).where(
+            Membership.user_id == person.scalar_subquery()
+        )
+        stmt = stmt.where(
+            sa.or_(Document.owner_id == person.scalar_subquery(), Document.id.in_(memberships))
+        )
     if filters.since is not None:
-        start = datetime(filters.since.year, filters.since.month, filters.since.day, tzinfo=UTC)
-        stmt = stmt.where(Document.updated_at >= start)
+        stmt = stmt.where(Document.updated_at >= sa.bindparam("since"))
     return stmt
+
+
+def _reader_parameters(actor: User | None, filters: Filters) -> dict[str, Any]:
+    """The values of :func:`_readable_ids`' parameters for this reader and filters."""
+    params: dict[str, Any] = {}
+    if actor is not None and not actor.is_admin:
+        params["actor_id"] = actor.id
+    if filters.mine:
+        params["me"] = actor.id if actor is not None else -1
+    if filters.member:
+        params["member"] = filters.member
+    if filters.since is not None:
+        since = filters.since
+        params["since"] = datetime(since.year, since.month, since.day, tzinfo=UTC)
+    return params
 
 
 def _highlight(snippet: str | None) -> Markup:
     text = str(escape(snippet or ""))
     return Markup(text.replace(START, "<mark>").replace(STOP, "</mark>"))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """All that a search statement's SQL depends on.
+
+    Searches of one shape run one statement with different parameters, so it is
+    built once per process: building and fingerprinting it anew cost 2-5 ms a query
+    (a phrase's pair-filter test most). Every value that varies is a named parameter.
+    """
+
+    postgres: bool
+    #: "anonymous", "admin" or "member": the permission rule takes one of three forms.
+    reader: str
+    mine: bool
+    member: bool
+    since: bool
+    #: PostgreSQL: the query has a phrase (checked against positions). SQLite: a
+    #: wanted phrase (scored by its words).
+    phrase: bool
+    negated: bool
+    #: PostgreSQL: how many pair-filter bits a candidate must have.
+    probe_bits: int
+    #: Continues after a cursor's position.
+    paged: bool
+
+
+_STATEMENTS: dict[_Shape, tuple[sa.Select[Any], sa.Select[Any]]] = {}
+#: A bound that real traffic never reaches (shapes are combinations of a few flags).
+_MAX_STATEMENTS = 512
+
+
+def _statements(
+    shape: _Shape, actor: User | None, filters: Filters, clauses: list[syntax.Clause]
+) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """The page statement and the count statement of ``shape``, built on first use.
+
+    ``actor``, ``filters`` and ``clauses`` only give the shape its form; their values
+    are bound when the statement runs.
+    """
+    found = _STATEMENTS.get(shape)
+    if found is not None:
+        return found
+    readable = _readable_ids(actor, filters)
+    if shape.postgres:
+        ranked, count = _postgres(clauses, readable, shape.phrase, shape.probe_bits)
+    else:
+        ranked, count = _sqlite(clauses, readable, shape.phrase)
+    stmt = sa.select(ranked.c.id, ranked.c.th, ranked.c.score, ranked.c.total)
+    if shape.paged:
+        th, score, last = (
+            sa.bindparam("after_th"),
+            sa.bindparam("after_score", type_=sa.Float),
+            sa.bindparam("after_id"),
+        )
+        stmt = stmt.where(
+            sa.or_(
+                ranked.c.th < th,
+                sa.and_(ranked.c.th == th, ranked.c.score < score),
+                sa.and_(ranked.c.th == th, ranked.c.score == score, ranked.c.id > last),
+            )
+        )
+    stmt = stmt.order_by(ranked.c.th.desc(), ranked.c.score.desc(), ranked.c.id).limit(
+        sa.bindparam("limit", type_=sa.Integer)
+    )
+    if len(_STATEMENTS) >= _MAX_STATEMENTS:
+        _STATEMENTS.clear()
+    _STATEMENTS[shape] = (stmt, count)
+    return stmt, count
 
 
 def search(
@@ -357,23 +449,30 @@ def search(
     filters = filters or Filters()
     session = db.session()
     clauses = syntax.parse(q)
-    readable = _readable_ids(actor, filters)
     postgres = session.get_bind().dialect.name == "postgresql"
-    plan = _postgres(session, clauses, readable) if postgres else _sqlite(clauses, readable)
-    if plan is None:
+    found = _postgres_parameters(session, clauses) if postgres else _sqlite_parameters(clauses)
+    if found is None:
         return Results([], 0, None)
-    ranked, count, params = plan
-    stmt = sa.select(ranked.c.id, ranked.c.th, ranked.c.score, ranked.c.total)
+    phrase, params = found
+    reader = "anonymous" if actor is None else "admin" if actor.is_admin else "member"
+    shape = _Shape(
+        postgres=postgres,
+        reader=reader,
+        mine=filters.mine,
+        member=bool(filters.member),
+        since=filters.since is not None,
+        phrase=phrase,
+        negated=any(c.negated for c in clauses),
+        probe_bits=sum(1 for name in params if name.startswith("bit_")),
+        paged=after is not None,
+    )
+    stmt, count = _statements(shape, actor, filters, clauses)
+    params |= _reader_parameters(actor, filters) | {"limit": limit + 1}
     if after is not None:
-        th, score, last = after
-        stmt = stmt.where(
-            sa.or_(
-                ranked.c.th < th,
-                sa.and_(ranked.c.th == th, ranked.c.score < score),
-                sa.and_(ranked.c.th == th, ranked.c.score == score, ranked.c.id > last),
-            )
-        )
-    stmt = stmt.order_by(ranked.c.th.desc(), ranked.c.score.desc(), ranked.c.id).limit(limit + 1)
+        params |= dict(zip(("after_th", "after_score", "after_id"), after, strict=True))
+    # Core execution: the statement selects plain rows, and the ORM's own compile
+    # step cost a millisecond a query.
+    conn = session.connection()
     if postgres:
         # A word in most documents makes a sequential scan look cheaper than the GIN
         # index, but the scan decompresses every document's tsvector to test it (10x
@@ -382,26 +481,21 @@ def search(
         # for any query text, blind to how many documents a word is in (measured:
         # 25 ms became 180 ms for a frequent word). Each query gets its own plan.
         # Both for this transaction only, set in one round trip.
-        session.execute(_PLANNER_SETTINGS, {"seqscan": "off", "plans": "force_custom_plan"})
+        conn.execute(_PLANNER_SETTINGS, {"seqscan": "off", "plans": "force_custom_plan"})
     try:
-        rows = session.execute(stmt, params).all()
-        counted = int(rows[0].total) if rows else int(session.scalar(count, params) or 0)
+        rows = conn.execute(stmt, params).all()
+        counted = int(rows[0].total) if rows else int(conn.scalar(count, params) or 0)
     finally:
         if postgres:
-            session.execute(_PLANNER_SETTINGS, {"seqscan": "on", "plans": "auto"})
+            conn.execute(_PLANNER_SETTINGS, {"seqscan": "on", "plans": "auto"})
     more = len(rows) > limit
     rows = rows[:limit]
-    ids = [r.id for r in rows]
-    documents = {d.id: d for d in session.scalars(sa.select(Document).where(Document.id.in_(ids)))}
-    details = _page_details(session, snippets.patterns(clauses), ids, postgres)
-    hits = []
-    for r in rows:
-        if r.id not in documents:
-            continue
-        raw, path, heading = details.get(r.id, ("", None, None))
-        hits.append(
-            Hit(documents[r.id], float(r.score), _highlight(raw), bool(r.th), path, heading)
-        )
+    page = _page(session, snippets.patterns(clauses), [r.id for r in rows], postgres)
+    hits = [
+        Hit(page[r.id][0], float(r.score), _highlight(page[r.id][1]), bool(r.th), *page[r.id][2:])
+        for r in rows
+        if r.id in page
+    ]
     last_row = rows[-1] if rows else None
     next_cursor = (
         encode_cursor(bool(last_row.th), float(last_row.score), last_row.id)
@@ -419,26 +513,28 @@ _PLANNER_SETTINGS = sa.text(
 )
 
 
-def _page_details(
+def _page(
     session: Any, compiled: list[re.Pattern[str]], ids: list[int], postgres: bool
-) -> dict[int, tuple[str, str | None, str | None]]:
-    """Snippet, file and heading for the page's documents only."""
+) -> dict[int, tuple[Document, str, str | None, str | None]]:
+    """The page's documents, each with its snippet and the file and heading it sits
+    under: one query, for the page only."""
     if not ids:
         return {}
     from app.search.models import SearchState
 
     key = _entries.c.document_id if postgres else _entries.c.rowid
     rows = session.execute(
-        sa.select(key, _entries.c.body, SearchState.outline)
-        .select_from(_entries.outerjoin(SearchState, SearchState.document_id == key))
-        .where(key.in_(ids))
+        sa.select(Document, _entries.c.body, SearchState.outline)
+        .outerjoin(_entries, key == Document.id)
+        .outerjoin(SearchState, SearchState.document_id == Document.id)
+        .where(Document.id.in_(ids))
     )
-    details: dict[int, tuple[str, str | None, str | None]] = {}
-    for doc_id, body, outline in rows:
+    page: dict[int, tuple[Document, str, str | None, str | None]] = {}
+    for document, body, outline in rows:
         snippet = snippets.cut(body or "", compiled)
         path, heading = snippets.where(snippet.offset, json.loads(outline or "[]"))
-        details[doc_id] = (snippet.text, path, heading)
-    return details
+        page[document.id] = (document, snippet.text, path, heading)
+    return page
 
 
 _entries = sa.table(
@@ -516,8 +612,9 @@ def _phrase_probes(session: Any, clauses: list[syntax.Clause]) -> list[tuple[int
     return found[:MAX_PROBES]
 
 
-def _may_hold_pairs(document_id: Any, probes: list[tuple[int, ...]]) -> Any:
-    """SQL: the document's pair filter has every bit of every probe, or it has none.
+def _may_hold_pairs(document_id: Any, bit_count: int) -> Any:
+    """SQL: the document's pair filter has every probe bit (parameters ``bit_0``…),
+    or it has none.
 
     A scalar subquery, so PostgreSQL looks up one filter per candidate it is asked
     about; as an anti-join it tested every document's filter (10,000 where a phrase
@@ -526,9 +623,11 @@ def _may_hold_pairs(document_id: Any, probes: list[tuple[int, ...]]) -> Any:
     p = _pairs.alias("filters")
     width = sa.func.octet_length(p.c.pairs) * 8
     bits = [
-        sa.func.get_bit(p.c.pairs, sa.cast(sa.literal(h, sa.BigInteger) % width, sa.Integer)) == 1
-        for probe in probes
-        for h in probe
+        sa.func.get_bit(
+            p.c.pairs, sa.cast(sa.bindparam(f"bit_{i}", type_=sa.BigInteger) % width, sa.Integer)
+        )
+        == 1
+        for i in range(bit_count)
     ]
     passes = (
         sa.select(sa.and_(*bits))
@@ -539,7 +638,33 @@ def _may_hold_pairs(document_id: Any, probes: list[tuple[int, ...]]) -> Any:
     return sa.func.coalesce(passes, sa.true())
 
 
-def _postgres(session: Any, clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
+def _postgres_parameters(
+    session: Any, clauses: list[syntax.Clause]
+) -> tuple[bool, dict[str, Any]] | None:
+    """Whether the query has a phrase, and the values :func:`_postgres` binds; None
+    when nothing is asked for."""
+    text = syntax.to_tsquery(clauses)
+    if text is None:
+        return None
+    loose = syntax.to_tsquery(_loose(clauses))
+    phrase = loose != text
+    params: dict[str, Any] = {
+        "q": text,
+        "loose": loose,
+        "rank": syntax.to_rank_tsquery(clauses),
+        "lang": language(),
+        "cap": TOTAL_CAP + 1,
+        "ranked": RANK_CANDIDATES,
+    }
+    if phrase:
+        bits = [h for probe in _phrase_probes(session, clauses) for h in probe]
+        params |= {f"bit_{i}": h for i, h in enumerate(bits)}
+    return phrase, params
+
+
+def _postgres(
+    clauses: list[syntax.Clause], readable: sa.Select[Any], phrase: bool, probe_bits: int
+) -> tuple[Any, sa.Select[Any]]:
     """Rank at most :data:`RANK_CANDIDATES` and check at most :data:`TOTAL_CAP` + 1 phrases.
 
     ``pool``: readable documents the GIN index says match (without reading any
@@ -551,11 +676,6 @@ def _postgres(session: Any, clauses: list[syntax.Clause], readable: sa.Select[An
     stopped early. The permission rule is inside ``pool``, and every later step
     only narrows it.
     """
-    text = syntax.to_tsquery(clauses)
-    if text is None:
-        return None
-    loose_text = syntax.to_tsquery(_loose(clauses))
-    phrase = loose_text != text
     e = _entries
     lang = sa.cast(sa.bindparam("lang"), REGCONFIG)
     tsq = sa.func.to_tsquery(lang, sa.bindparam("q"))
@@ -580,7 +700,6 @@ def _postgres(session: Any, clauses: list[syntax.Clause], readable: sa.Select[An
         .cte("pool")
         .prefix_with("MATERIALIZED")
     )
-    probes = _phrase_probes(session, clauses) if phrase else []
     if phrase:
         # Most recent first, so that when the check stops early the candidates are
         # the ones a complete check would have chosen (title matches, then recency).
@@ -597,10 +716,10 @@ def _postgres(session: Any, clauses: list[syntax.Clause], readable: sa.Select[An
             .scalar_subquery(),
             sa.false(),
         )
-        if probes:
+        if probe_bits:
             # The pair filter first (CASE fixes the order): a candidate it rules out
             # never has its tsvector read.
-            holds = sa.case((_may_hold_pairs(recent.c.id, probes), holds), else_=sa.false())
+            holds = sa.case((_may_hold_pairs(recent.c.id, probe_bits), holds), else_=sa.false())
         check = sa.select(sa.literal(1).label("hit")).where(holds).lateral("phrase_check")
         matched = (
             sa.select(recent.c.id, recent.c.th, recent.c.updated_at)
@@ -625,7 +744,7 @@ def _postgres(session: Any, clauses: list[syntax.Clause], readable: sa.Select[An
             titled = titled.select_from(pool.join(recheck, sa.true()))
         either = sa.union(
             sa.select(matched.c.id, matched.c.th, matched.c.updated_at),
-            titled.limit(RANK_CANDIDATES),
+            titled.limit(sa.bindparam("ranked", type_=sa.Integer)),
         ).subquery("either")
     else:
         matched = either = pool
@@ -633,22 +752,42 @@ def _postgres(session: Any, clauses: list[syntax.Clause], readable: sa.Select[An
     candidates = (
         sa.select(either.c.id, either.c.th, total.label("total"))
         .order_by(either.c.th.desc(), either.c.updated_at.desc(), either.c.id)
-        .limit(RANK_CANDIDATES)
+        .limit(sa.bindparam("ranked", type_=sa.Integer))
         .subquery()
     )
     inner = _entries.alias("ranked_entries")
-    score = sa.cast(sa.func.ts_rank(inner.c.tsv, tsq), sa.Float)
+    ranking = sa.func.to_tsquery(lang, sa.bindparam("rank"))
+    score = sa.cast(sa.func.ts_rank(inner.c.tsv, ranking), sa.Float)
     ranked = (
         sa.select(candidates.c.id, candidates.c.th, score.label("score"), candidates.c.total)
         .select_from(candidates.join(inner, inner.c.document_id == candidates.c.id))
         .subquery()
     )
     count = sa.select(sa.func.count()).select_from(matched)
-    params = {"q": text, "loose": loose_text, "lang": language(), "cap": TOTAL_CAP + 1}
-    return ranked, count, params
+    return ranked, count
 
 
-def _sqlite(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
+def _sqlite_parameters(clauses: list[syntax.Clause]) -> tuple[bool, dict[str, Any]] | None:
+    """Whether the query wants a phrase, and the values :func:`_sqlite` binds; None
+    when nothing is asked for."""
+    text = syntax.to_fts5(clauses)
+    if text is None:
+        return None
+    phrase = any(len(c.words) > 1 and not c.negated for c in clauses)
+    params = {
+        "q": text,
+        "tq": syntax.to_fts5(clauses, column="title"),
+        "cap": TOTAL_CAP + 1,
+        "titles": RANK_CANDIDATES,
+    }
+    if phrase:
+        params["words"] = syntax.to_fts5(_loose([c for c in clauses if not c.negated]))
+    return phrase, params
+
+
+def _sqlite(
+    clauses: list[syntax.Clause], readable: sa.Select[Any], phrase: bool
+) -> tuple[Any, sa.Select[Any]]:
     """Rank the newest :data:`TOTAL_CAP` + 1 readable matches and the newest title matches.
 
     FTS5 finds matches lazily, in rowid (creation) order, computing ``bm25`` as it
@@ -658,9 +797,6 @@ def _sqlite(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
     lead whatever their age (the newest :data:`RANK_CANDIDATES` of them); every match
     of the title query matches the whole query, so totals count the newest set alone.
     """
-    text = syntax.to_fts5(clauses)
-    if text is None:
-        return None
     e = _entries
     table = sa.literal_column("search_entries")
     # The unary plus keeps SQLite from handing the id list to FTS5 as a rowid constraint:
@@ -688,7 +824,6 @@ def _sqlite(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
     # against 6 to find the newest matches). So a query with a phrase scores its
     # newest matches with its words instead (each word's count is cheap), and the
     # title query is not scored at all: a title match keeps its whole-query score.
-    phrase = any(len(c.words) > 1 and not c.negated for c in clauses)
     newest = newest_matches("q", "cap", scored=not phrase)
     scored: Any = newest
     if phrase:
@@ -714,12 +849,4 @@ def _sqlite(clauses: list[syntax.Clause], readable: sa.Select[Any]) -> Any:
     total = sa.select(sa.func.count()).select_from(newest).scalar_subquery()
     ranked = sa.select(either.c.id, either.c.th, either.c.score, total.label("total")).subquery()
     count = sa.select(sa.func.count()).select_from(newest)
-    params = {
-        "q": text,
-        "tq": syntax.to_fts5(clauses, column="title"),
-        "cap": TOTAL_CAP + 1,
-        "titles": RANK_CANDIDATES,
-    }
-    if phrase:
-        params["words"] = syntax.to_fts5(_loose([c for c in clauses if not c.negated]))
-    return ranked, count, params
+    return ranked, count

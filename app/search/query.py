@@ -73,3 +73,23 @@ def to_tsquery(clauses: list[Clause]) -> str | None:
     if not any(not c.negated for c in clauses):
         return None
     return " & ".join(term(c) for c in clauses)
+
+
+def to_rank_tsquery(clauses: list[Clause]) -> str | None:
+    """The wanted words, each on its own (``'a' | 'b':*``): what PostgreSQL ranks by.
+
+    ``ts_rank`` of an AND or a phrase measures the distance between every pair of
+    the terms' positions, quadratic in their occurrences: for two common words that
+    was 35 µs a document against 12 µs for the words alone, most of a phrase query's
+    ranking. Which documents match is decided by :func:`to_tsquery`; this only
+    orders them.
+    """
+    words: list[str] = []
+    for c in clauses:
+        if c.negated:
+            continue
+        for i, w in enumerate(c.words):
+            term = f"'{w}'" + (":*" if c.prefix and i == len(c.words) - 1 else "")
+            if term not in words:
+                words.append(term)
+    return " | ".join(words) if words else None

@@ -201,6 +201,29 @@ def test_private_document_never_leaks(app, accounts, client):
     assert client.get("/api/v1/search?q=platypus").get_json()["total"] == 1
 
 
+def test_one_statement_per_shape_serves_every_reader(app, accounts):
+    """Searches of one shape share a built statement; each binds its own reader and
+    filter values, so one reader's never answers another's."""
+    from app.search import index as index_module
+
+    accounts.create("root")  # the first account is the site's admin
+    accounts.create("ann")
+    accounts.create("bob")
+    make(app, "ann", "Ann's ibis", "ibis notes\n", visibility="private")
+    make(app, "bob", "Bob's ibis", "ibis notes\n", visibility="private")
+    flush(app)
+    index_module._STATEMENTS.clear()
+    assert titles(app, "ibis", "ann") == ["Ann's ibis"]
+    assert titles(app, "ibis", "bob") == ["Bob's ibis"]
+    assert titles(app, "notes", "bob", mine=True) == ["Bob's ibis"]
+    assert titles(app, "notes", "ann", mine=True) == ["Ann's ibis"]
+    assert titles(app, "notes", "ann", member="bob") == []
+    assert titles(app, "notes", "bob", member="bob") == ["Bob's ibis"]
+    assert titles(app, "ibis", "root", member="ann") == ["Ann's ibis"]
+    assert titles(app, "ibis") == []
+    assert len(index_module._STATEMENTS) == 5  # reader; mine; member; admin + member; anonymous
+
+
 def test_filters_mine_member_since(app, accounts, client):
     accounts.create("root")  # the first account is the site's admin
     accounts.create("ann")
