@@ -88,14 +88,21 @@ class Snippet:
     offset: int | None
 
 
-def cut(body: str, compiled: list[re.Pattern[str]]) -> Snippet:
-    """The window around the first hit, with every hit inside it marked."""
+def cut(body: str, compiled: list[re.Pattern[str]], *, whole: bool = True) -> Snippet | None:
+    """The window around the first hit, with every hit inside it marked.
+
+    ``whole=False`` says ``body`` is only the start of the text: the snippet is then
+    returned only if it lies wholly inside that start (the same snippet the whole
+    text gives), and None says the whole text is needed.
+    """
     lowered = _lowered(body)
     first = None
     for pattern in compiled:
         match = next(_matches(pattern, lowered), None)
         if match and (first is None or match.start() < first):
             first = match.start()
+    if not whole and (first is None or max(0, first - BEFORE) + WINDOW >= len(body)):
+        return None
     if first is None:
         text = _SPACE.sub(" ", body[:WINDOW]).strip()
         return Snippet(text + (ELLIPSIS if len(body) > WINDOW else ""), None)

@@ -230,3 +230,31 @@ def test_snippet_offsets_survive_characters_whose_lower_case_is_longer():
     found = _cut(body, "zeppelin")
     assert found.offset == body.index("zeppelin")
     assert "\ue000zeppelin\ue001" in found.text
+
+
+def test_a_snippet_cut_from_the_start_of_a_body_is_the_whole_body_s_snippet():
+    compiled = snippets.patterns(syntax.parse('heron "tall reeds"'))
+    body = "filler words here " * 40 + "a heron stands in tall reeds " + "more filler " * 400
+    whole = snippets.cut(body, compiled)
+    assert whole is not None and whole.offset == body.index("heron")
+    decided = 0
+    for n in range(0, len(body), 37):
+        part = snippets.cut(body[:n], compiled, whole=False)
+        assert part is None or part == whole, n
+        decided += part is not None
+    assert decided > 100  # most starts past the hit's window decide it
+    assert snippets.cut(body[:700], compiled, whole=False) is None  # the hit lies beyond
+    assert snippets.cut("no hit at all " * 300, compiled, whole=False) is None
+
+
+def test_a_hit_deep_in_a_long_body_gets_its_snippet(app, accounts, client):
+    from app.search.index import SNIPPET_PREFIX
+
+    accounts.create("ann")
+    filler = "plain filler sentence. " * (SNIPPET_PREFIX // 10)
+    make(app, "ann", "Deep", filler + "the zebrafinch nests here.\n" + filler)
+    make(app, "ann", "Shallow", "the zebrafinch sings.\n" + filler)
+    flush(app)
+    found = {r["title"]: r for r in client.get("/api/v1/search?q=zebrafinch").get_json()["results"]}
+    assert "<mark>zebrafinch</mark> nests here." in found["Deep"]["snippet"]
+    assert "<mark>zebrafinch</mark> sings." in found["Shallow"]["snippet"]
