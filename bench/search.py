@@ -50,6 +50,8 @@ SEED = 20261126
 TARGET_MS = 50.0
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_DATABASE = "quire_bench_search"
+#: PostgreSQL's index sizes in MB per corpus size, filled by :func:`measure`.
+SIZES_MB: dict[int, dict[str, float]] = {}
 KINDS = ("single word", "two words", "phrase", "prefix", "exclusion")
 PER_KIND = 8
 #: ``QUIRE_BENCH_SEARCH_KEEP=1`` leaves the PostgreSQL database of the last size in
@@ -238,6 +240,17 @@ def measure(
     build = Timer()
     token = fill(app, n, vocab, cum, random.Random(SEED + n))
     build_seconds = build.seconds
+    if backend == "postgresql":
+        with app.app_context():
+            SIZES_MB[n] = {
+                name: db.session().scalar(sa.text(f"SELECT {size}('{name}')")) / 1e6
+                for name, size in (
+                    ("search_entries", "pg_table_size"),
+                    ("ix_search_entries_tsv", "pg_relation_size"),
+                    ("ix_search_entries_pairs", "pg_relation_size"),
+                )
+            }
+            db.get_db().remove()
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
     totals: dict[str, int] = {}
@@ -358,6 +371,7 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
             for q, st in worst
         )
         slowest.append(f"{backend}: {listed}")
+    sizes = SIZES_MB.get(large, {})
     big = matches[("postgresql", large)]
     widest = max(big.values()) if big else 0
     capped = sum(1 for v in big.values() if v >= TOTAL_CAP)
@@ -378,18 +392,25 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
         "Bounded work per query. Totals are exact up to "
         f"{TOTAL_CAP:,}; above, the API says `total_is_lower_bound` and the page "
         f'"{TOTAL_CAP:,}+", on both backends. **PostgreSQL**: readable candidates come from '
-        "the GIN index alone, each phrase loosened to its words; a phrase is then checked "
-        "one candidate at a time, most recent first, stopping after "
-        f"{TOTAL_CAP + 1:,} matches, and a candidate's tsvector (~17 kB out of line, "
-        "8-13 µs to read) is read only if its word-pair filter (`search_pairs`: a Bloom "
-        "filter of the entry's consecutive lexeme pairs, ~2.2 kB in its row, ~1 % false "
-        "positives) holds every pair of the phrase. `ts_rank` orders title matches and the "
-        f"most recent matches, {RANK_CANDIDATES} in all. Measured and not kept: the filter "
-        "in `search_entries`' own rows (every query read 16x more heap: a prefix went from "
-        "70 to 330 ms), the filter as an anti-join (PostgreSQL tested all 10,000 filters), "
-        "`shared_buffers` of 1 GB instead of 128 MB (~5 %), a covering index for the "
-        "permission rule (~3 ms). Tried earlier and dropped: lz4 and `STORAGE EXTERNAL` "
-        "for the tsvectors, a GIN index of word pairs (377 MB), per-section tsvectors. "
+        "the GIN index alone, each phrase loosened to its words and narrowed to the documents "
+        "holding its word pairs (`ix_search_entries_pairs`, a GIN expression index of each "
+        "entry's consecutive lexeme pairs, 64-bit keys): a phrase of two words is answered "
+        "there without reading any document's positions. Longer phrases, phrases with a stop "
+        "word inside and prefix phrases are then checked one candidate at a time, most recent "
+        f"first, stopping after {TOTAL_CAP + 1:,} matches (a candidate's tsvector is ~17 kB "
+        "out of line, 10-16 µs to read). Before the pair index, a per-entry Bloom filter of "
+        "pairs (~2.2 kB) spared the reads of non-matches only: a phrase of two common words "
+        "still read a thousand tsvectors (63 ms p95 for phrases, 51 ms for the mix, in the "
+        "run that measured it). `ts_rank` orders title matches and the most recent matches, "
+        f"{RANK_CANDIDATES} in all, by the query's words taken one at a time (ranking the "
+        "phrase or the AND measures every pair of positions: 35 µs a document against 12). "
+        "A query's statement is built once per shape and kept, and snippets are cut from the "
+        "first 3,000 characters of each body (whole bodies only when the hit lies deeper). "
+        "Measured and not kept: the filter in `search_entries`' own rows (every query read 16x "
+        "more heap), `shared_buffers` of 1 GB instead of 128 MB (~5 %), a covering index for "
+        "the permission rule (~3 ms), generic plans (a frequent word: 12 ms became 37), lz4 "
+        "for bodies (~1 ms a page). Tried earlier and dropped: lz4 and `STORAGE EXTERNAL` for "
+        "the tsvectors, per-section tsvectors. "
         "**SQLite**: FTS5 finds matches lazily in rowid order, so a query asks for the "
         f"newest {TOTAL_CAP + 1:,} readable matches and stops there (ranking every match of "
         "a frequent word or a common phrase decoded all their positions: 45 and 170 ms), plus "
@@ -407,6 +428,11 @@ def _report(plan, results, builds, matches, rounds, warmup, seconds, load) -> tu
         f"{widest:,}{'+' if widest >= TOTAL_CAP else ''} readable documents on PostgreSQL "
         f"({capped} of the {len(big)} queries reported {TOTAL_CAP:,}+). Building the corpus "
         f"and index: {build_text}.",
+        "",
+        f"PostgreSQL's storage at {large:,} documents: the entries (with their out-of-line "
+        f"bodies and tsvectors) {sizes.get('search_entries', 0):,.0f} MB, the word index "
+        f"{sizes.get('ix_search_entries_tsv', 0):,.0f} MB, the word-pair index "
+        f"{sizes.get('ix_search_entries_pairs', 0):,.0f} MB.",
         "",
         f"Slowest queries at {large:,} documents (median / p95 ms): " + ". ".join(slowest) + ".",
     ]

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, has_app_context
 from markupsafe import Markup, escape
-from sqlalchemy.dialects.postgresql import REGCONFIG
+from sqlalchemy.dialects.postgresql import ARRAY, REGCONFIG
 
 import gitstore
 from app import db
@@ -59,31 +59,9 @@ class UnknownLanguage(RuntimeError):
 
 # --- schema ----------------------------------------------------------------------
 
-#: ``search_pairs`` holds each entry's word-pair filter (:mod:`app.search.pairs`) in
-#: a table of its own: in ``search_entries``' rows it made every query read 16x
-#: more heap. ``STORAGE MAIN`` keeps a filter in its row (moved out of line only if
-#: the row could not fit a page otherwise): reading one must not cost a TOAST fetch.
-PAIRS_TABLE = (
-    "CREATE TABLE IF NOT EXISTS search_pairs ("
-    " document_id integer NOT NULL, pairs bytea NOT NULL,"
-    " CONSTRAINT pk_search_pairs PRIMARY KEY (document_id),"
-    " CONSTRAINT fk_search_pairs_document_id_documents FOREIGN KEY (document_id)"
-    " REFERENCES documents (id) ON DELETE CASCADE)",
-    "ALTER TABLE search_pairs ALTER COLUMN pairs SET STORAGE MAIN",
-    # A filter describes one version of its entry. Whatever rewrites the entry's tsvector
-    # (this release before rebuilding the filter, an older release during a deploy or
-    # after a rollback, a hand-made fix) drops it, so a stale filter can never hide a
-    # phrase: a missing one means "may hold anything".
-    "CREATE OR REPLACE FUNCTION search_pairs_drop() RETURNS trigger LANGUAGE plpgsql AS"
-    " $$ BEGIN DELETE FROM search_pairs WHERE document_id = NEW.document_id; RETURN NULL; END $$",
-    "DROP TRIGGER IF EXISTS search_pairs_stale ON search_entries",
-    "CREATE TRIGGER search_pairs_stale AFTER INSERT OR UPDATE OF tsv ON search_entries"
-    " FOR EACH ROW EXECUTE FUNCTION search_pairs_drop()",
-)
-
 
 def create_entries_table(conn: sa.Connection) -> None:
-    """Create the index tables if missing (the shape of migrations 0104, 0105, 0401)."""
+    """Create the index table if missing (the shape of migrations 0104, 0105, 0402)."""
     if conn.dialect.name == "postgresql":
         conn.execute(
             sa.text(
@@ -101,8 +79,19 @@ def create_entries_table(conn: sa.Connection) -> None:
                 "CREATE INDEX IF NOT EXISTS ix_search_entries_tsv ON search_entries USING gin (tsv)"
             )
         )
-        for statement in PAIRS_TABLE:
-            conn.execute(sa.text(statement))
+        conn.execute(sa.text(pairs.KEYS_FUNCTION))
+        conn.execute(sa.text(pairs.KEYS_INDEX))
+        if conn.scalar(sa.text("SELECT to_regclass('search_pairs')")) is not None:
+            # 0401's filters stay until the release after 0402 drops them, because the
+            # previous release still reads them: the trigger that drops a filter whose
+            # entry was rewritten comes back with the table.
+            conn.execute(
+                sa.text(
+                    "CREATE OR REPLACE TRIGGER search_pairs_stale"
+                    " AFTER INSERT OR UPDATE OF tsv ON search_entries"
+                    " FOR EACH ROW EXECUTE FUNCTION search_pairs_drop()"
+                )
+            )
         return
     conn.execute(
         sa.text(
@@ -222,7 +211,6 @@ def write_entry(conn: sa.Connection, document_id: int, title: str, body: str | N
                 ),
                 {"id": document_id, "title": title, "body": body, "lang": lang},
             )
-        _store_pairs(conn, document_id)
         return
     if body is None:
         conn.execute(
@@ -234,23 +222,6 @@ def write_entry(conn: sa.Connection, document_id: int, title: str, body: str | N
     conn.execute(
         sa.text("INSERT INTO search_entries (rowid, title, body) VALUES (:id, :title, :body)"),
         {"id": document_id, "title": title, "body": body},
-    )
-
-
-def _store_pairs(conn: sa.Connection, document_id: int) -> None:
-    """Rebuild the entry's pair filter from its stored tsvector (a retitle shifts the
-    body's positions, so every write rebuilds it). The write just made dropped the old
-    filter (the ``search_pairs_stale`` trigger); an entry without pairs keeps none."""
-    hashes = conn.scalars(sa.text(pairs.ENTRY_PAIR_HASHES), {"id": document_id})
-    data = pairs.build(hashes)
-    if data is None:
-        return
-    conn.execute(
-        sa.text(
-            "INSERT INTO search_pairs (document_id, pairs) VALUES (:id, :pairs)"
-            " ON CONFLICT (document_id) DO UPDATE SET pairs = EXCLUDED.pairs"
-        ),
-        {"id": document_id, "pairs": data},
     )
 
 
@@ -376,12 +347,13 @@ class _Shape:
     mine: bool
     member: bool
     since: bool
-    #: PostgreSQL: the query has a phrase (checked against positions). SQLite: a
-    #: wanted phrase (scored by its words).
+    #: PostgreSQL: a phrase the pair index does not answer alone (checked against
+    #: positions). SQLite: a wanted phrase (scored by its words).
     phrase: bool
     negated: bool
-    #: PostgreSQL: how many pair-filter bits a candidate must have.
-    probe_bits: int
+    #: PostgreSQL: candidates must have the phrases' word pairs (``pairs``); "only"
+    #: when the query is nothing but phrases the pairs answer exactly.
+    paired: str | None
     #: Continues after a cursor's position.
     paged: bool
 
@@ -404,7 +376,7 @@ def _statements(
         return found
     readable = _readable_ids(actor, filters)
     if shape.postgres:
-        ranked, count = _postgres(clauses, readable, shape.phrase, shape.probe_bits)
+        ranked, count = _postgres(clauses, readable, shape.phrase, shape.paired)
     else:
         ranked, count = _sqlite(clauses, readable, shape.phrase)
     stmt = sa.select(ranked.c.id, ranked.c.th, ranked.c.score, ranked.c.total)
@@ -463,7 +435,7 @@ def search(
         since=filters.since is not None,
         phrase=phrase,
         negated=any(c.negated for c in clauses),
-        probe_bits=sum(1 for name in params if name.startswith("bit_")),
+        paired=None if "pairs" not in params else "only" if params.pop("only") else "also",
         paged=after is not None,
     )
     stmt, count = _statements(shape, actor, filters, clauses)
@@ -563,7 +535,6 @@ _entries = sa.table(
     sa.column("tsv"),
     sa.column("title_tsv"),
 )
-_pairs = sa.table("search_pairs", sa.column("document_id"), sa.column("pairs"))
 
 #: PostgreSQL ranks (``ts_rank``, which reads each document's whole tsvector) only
 #: this many candidates, chosen cheaply: title matches first, then the most
@@ -597,62 +568,28 @@ def _loose(clauses: list[syntax.Clause]) -> list[syntax.Clause]:
     return loose
 
 
-#: At most this many word pairs of a query are tested against the pair filters.
-MAX_PROBES = 8
+def _phrase_keys(session: Any, clauses: list[syntax.Clause]) -> tuple[list[int], bool]:
+    """The word-pair keys every match must have, and whether they answer every phrase
+    of the query exactly (:mod:`app.search.pairs`).
 
-
-def _phrase_probes(session: Any, clauses: list[syntax.Clause]) -> list[tuple[int, ...]]:
-    """The pair-filter hashes every match must have: each wanted phrase's word pairs.
-
-    The phrase's lexemes come from PostgreSQL (the parser and stemmer the index
-    used); a trailing prefix word is left out, its lexeme being unknown.
+    The phrases' lexemes come from PostgreSQL (the parser and stemmer the index
+    used). A trailing prefix word is left out, its lexeme being unknown; such a
+    phrase, and an excluded one, is always checked against positions.
     """
     texts = [
         " ".join(c.words[:-1] if c.prefix else c.words)
         for c in clauses
         if len(c.words) > 1 and not c.negated
     ]
+    exact = all(not c.negated and not c.prefix for c in clauses if len(c.words) > 1)
     if not texts:
-        return []
-    rows = session.execute(
-        sa.text(
-            "SELECT t.n, u.lexeme, u.positions"
-            " FROM unnest(CAST(:texts AS text[])) WITH ORDINALITY AS t(txt, n),"
-            " unnest(to_tsvector(CAST(:lang AS regconfig), t.txt)) AS u"
-        ),
-        {"texts": texts, "lang": language()},
-    )
-    by_phrase: dict[int, list[tuple[str, list[int]]]] = {}
-    for n, lexeme, positions in rows:
-        by_phrase.setdefault(n, []).append((lexeme, positions))
-    found = [probe for lexemes in by_phrase.values() for probe in pairs.probes(lexemes)]
-    return found[:MAX_PROBES]
-
-
-def _may_hold_pairs(document_id: Any, bit_count: int) -> Any:
-    """SQL: the document's pair filter has every probe bit (parameters ``bit_0``…),
-    or it has none.
-
-    A scalar subquery, so PostgreSQL looks up one filter per candidate it is asked
-    about; as an anti-join it tested every document's filter (10,000 where a phrase
-    had 3,000 candidates).
-    """
-    p = _pairs.alias("filters")
-    width = sa.func.octet_length(p.c.pairs) * 8
-    bits = [
-        sa.func.get_bit(
-            p.c.pairs, sa.cast(sa.bindparam(f"bit_{i}", type_=sa.BigInteger) % width, sa.Integer)
-        )
-        == 1
-        for i in range(bit_count)
-    ]
-    passes = (
-        sa.select(sa.and_(*bits))
-        .where(p.c.document_id == document_id)
-        .correlate_except(p)
-        .scalar_subquery()
-    )
-    return sa.func.coalesce(passes, sa.true())
+        return [], False
+    keys: list[int] = []
+    rows = session.execute(sa.text(pairs.PHRASE_KEYS), {"texts": texts, "lang": language()})
+    for _, found, whole in rows:
+        keys += [k for k in found if k not in keys]
+        exact = exact and bool(whole)
+    return keys, exact
 
 
 def _postgres_parameters(
@@ -664,7 +601,8 @@ def _postgres_parameters(
     if text is None:
         return None
     loose = syntax.to_tsquery(_loose(clauses))
-    phrase = loose != text
+    keys, exact = _phrase_keys(session, clauses) if loose != text else ([], True)
+    phrase = loose != text and not exact
     params: dict[str, Any] = {
         "q": text,
         "loose": loose,
@@ -673,19 +611,22 @@ def _postgres_parameters(
         "cap": TOTAL_CAP + 1,
         "ranked": RANK_CANDIDATES,
     }
-    if phrase:
-        bits = [h for probe in _phrase_probes(session, clauses) for h in probe]
-        params |= {f"bit_{i}": h for i, h in enumerate(bits)}
+    if keys:
+        params["pairs"] = keys
+        params["only"] = exact and all(len(c.words) > 1 and not c.negated for c in clauses)
     return phrase, params
 
 
 def _postgres(
-    clauses: list[syntax.Clause], readable: sa.Select[Any], phrase: bool, probe_bits: int
+    clauses: list[syntax.Clause], readable: sa.Select[Any], phrase: bool, paired: str | None
 ) -> tuple[Any, sa.Select[Any]]:
     """Rank at most :data:`RANK_CANDIDATES` and check at most :data:`TOTAL_CAP` + 1 phrases.
 
     ``pool``: readable documents the GIN index says match (without reading any
-    tsvector; exact unless the query has a phrase). ``matched``: for a phrase,
+    tsvector), each phrase loosened to its words and narrowed to the documents
+    holding its word pairs (:mod:`app.search.pairs`): exact, unless a phrase is
+    longer than two words, has a stop word inside, ends in a prefix or is excluded.
+    ``matched``: for such a phrase,
     pool members checked one by one against their positions, stopping after
     TOTAL_CAP + 1 (a LATERAL with LIMIT, so PostgreSQL cannot turn it into a scan
     that checks every row); otherwise the pool. Title matches are looked for in the
@@ -705,18 +646,32 @@ def _postgres(
     # The GIN index alone, in a CTE of its own: joined directly, a prefix or a
     # frequent word could make a merge join on the primary key look cheaper, which
     # reads every tsvector to test it (measured: 300 ms against 25).
+    # The phrases' word pairs come from the pair index alone, always in a CTE of their
+    # own: the index expression must never be computed for a row (it reads the
+    # tsvector and pairs its words: milliseconds a document).
+    has_pairs = sa.func.search_pair_keys(e.c.tsv).op("@>")(
+        sa.cast(sa.bindparam("pairs"), ARRAY(sa.BigInteger))
+    )
     hits = (
         sa.select(e.c.document_id.label("id"), th.label("th"))
-        .where(e.c.tsv.op("@@")(loose))
+        # Nothing but exact phrases: their pairs say everything the words would.
+        .where(has_pairs if paired == "only" else e.c.tsv.op("@@")(loose))
         .cte("hits")
         .prefix_with("MATERIALIZED")
     )
-    pool = (
-        sa.select(hits.c.id, hits.c.th, allowed.c.updated_at)
-        .select_from(hits.join(allowed, allowed.c.id == hits.c.id))
-        .cte("pool")
-        .prefix_with("MATERIALIZED")
+    pool_query = sa.select(hits.c.id, hits.c.th, allowed.c.updated_at).select_from(
+        hits.join(allowed, allowed.c.id == hits.c.id)
     )
+    if paired == "also":
+        p = _entries.alias("paired_entries")
+        paired_ids = (
+            sa.select(p.c.document_id.label("id"))
+            .where(sa.func.search_pair_keys(p.c.tsv).op("@>")(has_pairs.right))
+            .cte("paired")
+            .prefix_with("MATERIALIZED")
+        )
+        pool_query = pool_query.where(hits.c.id.in_(sa.select(paired_ids.c.id)))
+    pool = pool_query.cte("pool").prefix_with("MATERIALIZED")
     if phrase:
         # Most recent first, so that when the check stops early the candidates are
         # the ones a complete check would have chosen (title matches, then recency).
@@ -733,10 +688,6 @@ def _postgres(
             .scalar_subquery(),
             sa.false(),
         )
-        if probe_bits:
-            # The pair filter first (CASE fixes the order): a candidate it rules out
-            # never has its tsvector read.
-            holds = sa.case((_may_hold_pairs(recent.c.id, probe_bits), holds), else_=sa.false())
         check = sa.select(sa.literal(1).label("hit")).where(holds).lateral("phrase_check")
         matched = (
             sa.select(recent.c.id, recent.c.th, recent.c.updated_at)

@@ -2,9 +2,8 @@
 
 ``search_entries`` is the index itself. On PostgreSQL it is a plain table
 (``tsv``: the title weighted A and the body D, with a GIN index; ``title_tsv``: the
-title alone, so "the title matches" is a cheap test for ranking), and
-``search_pairs`` a filter of each entry's word pairs, so that phrase queries read
-few tsvectors. On SQLite it is an
+title alone, so "the title matches" is a cheap test for ranking; an expression
+index of its word pairs answers phrases, :mod:`app.search.pairs`). On SQLite it is an
 FTS5 virtual table whose rowid is the document id (columns ``title``, ``body``). The
 model describes the PostgreSQL shape; it is registered so tests empty the table.
 
@@ -20,7 +19,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,17 +36,6 @@ class SearchEntry(Base):
     body: Mapped[str] = mapped_column(Text)
     tsv: Mapped[str] = mapped_column(TSVECTOR)
     title_tsv: Mapped[str | None] = mapped_column(TSVECTOR, nullable=True)
-
-
-class SearchPairs(Base):
-    """PostgreSQL only: an entry's filter of consecutive lexeme pairs (:mod:`app.search.pairs`)."""
-
-    __tablename__ = "search_pairs"
-
-    document_id: Mapped[int] = mapped_column(
-        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
-    )
-    pairs: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SearchState(Base):

@@ -22,7 +22,6 @@ def reindex_all() -> int:
     conn = session.connection()
     check_language(conn, language())
     conn.execute(sa.text("DROP TABLE IF EXISTS search_entries"))
-    conn.execute(sa.text("DROP TABLE IF EXISTS search_pairs"))
     create_entries_table(conn)
     conn.execute(sa.text("UPDATE search_state SET indexed_commit = NULL"))
     session.commit()

@@ -1,10 +1,12 @@
-"""Phrase search's shortcuts: PostgreSQL's word-pair filters and the snippet matcher.
+"""Phrase search's shortcuts: PostgreSQL's word-pair index and the snippet matcher.
 
-The pair filter may only ever say "maybe" for a document that holds the phrase: the
-tests compare every phrase's results with and without the filters, check the SQL
-and Python hashes agree on non-ASCII words, and check the filter does reject (or it
-would be dead weight). The snippet matcher must mark what the old look-behind
-pattern marked, case-insensitively, at word starts only, with offsets intact.
+The pair index answers two-word phrases without reading positions, so it must agree
+with PostgreSQL's own phrase operator on every document: the tests compare them
+directly, compare whole searches with a check of every document, make sure the
+index (and never the function behind it) is what a query reads, and that entries
+written any way keep it current. The snippet matcher must mark what the old
+look-behind pattern marked, case-insensitively, at word starts only, with offsets
+intact, and cut the same snippet from a body's start as from the whole.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from app import db
-from app.search import pairs, snippets
 from app.search import query as syntax
+from app.search import snippets
 from app.search.index import Filters, search
 from tests.app.test_search import _user, flush, make, titles
 
@@ -26,64 +28,7 @@ WORDS = ["amber", "birch", "cedar", "delta", "ember", "fjord", "grove", "heath",
 def _postgres_only(app) -> None:
     with app.app_context():
         if db.get_db().engine.dialect.name != "postgresql":
-            pytest.skip("pair filters exist on PostgreSQL only")
-
-
-def _indexed(app, accounts, title: str, body: str) -> str:
-    """On PostgreSQL only: ann's public document, indexed; its slug."""
-    _postgres_only(app)
-    accounts.create("ann")
-    slug = make(app, "ann", title, body)
-    flush(app)
-    return slug
-
-
-# --- the filter itself --------------------------------------------------------------
-
-
-def test_a_filter_holds_every_pair_it_was_built_from_and_rejects_most_others():
-    rng = random.Random(7)
-    built = {(rng.choice(WORDS) + str(rng.randint(0, 300)), rng.choice(WORDS)) for _ in range(900)}
-    data = pairs.build(pairs.pair_hash(a, b) for a, b in built)
-    assert data is not None and len(data) == -(-len(built) * pairs.BITS_PER_PAIR // 8)
-    for a, b in built:
-        assert pairs.may_hold(data, [pairs._spread(pairs.pair_hash(a, b))])  # noqa: SLF001
-    others = [(f"x{i}", f"y{i}") for i in range(2_000)]
-    passed = sum(
-        pairs.may_hold(data, [pairs._spread(pairs.pair_hash(a, b))])  # noqa: SLF001
-        for a, b in others
-    )
-    assert passed < 0.03 * len(others)  # ~1 % expected
-    assert pairs.build([]) is None and pairs.may_hold(None, [(1, 2, 3, 4)])
-
-
-def test_probes_skip_stop_word_gaps_and_shared_positions():
-    # "end of day": the stop word leaves positions 1 and 3, nothing adjacent to test.
-    assert pairs.probes([("end", [1]), ("day", [3])]) == []
-    assert len(pairs.probes([("quick", [1]), ("brown", [2]), ("fox", [3])])) == 2
-    # Two lexemes at one position (a dictionary's variants): that neighbour is skipped.
-    assert pairs.probes([("a", [1]), ("b", [1]), ("c", [2])]) == []
-
-
-def test_sql_and_python_hash_the_same_pairs(app, accounts):
-    _indexed(app, accounts, "Hash", "Café naïve Ωmega straße 東京 tower café naïve\n")
-    with app.app_context():
-        session = db.session()
-        document_id = session.scalar(text("SELECT id FROM documents WHERE title = 'Hash'"))
-        from_sql = set(session.scalars(text(pairs.ENTRY_PAIR_HASHES), {"id": document_id}).all())
-        rows = session.execute(
-            text(
-                "SELECT u.lexeme, u.positions FROM search_entries AS e, unnest(e.tsv) AS u"
-                " WHERE e.document_id = :id"
-            ),
-            {"id": document_id},
-        ).all()
-    at = {p: lexeme for lexeme, positions in rows for p in positions}
-    from_python = {pairs.pair_hash(at[p], at[p + 1]) for p in at if p + 1 in at}
-    assert from_sql == from_python and len(from_sql) >= 6
-
-
-# --- phrases through the whole search, with and without the filters -----------------
+            pytest.skip("the word-pair index exists on PostgreSQL only")
 
 
 def _corpus(app, accounts) -> list[str]:
@@ -94,6 +39,8 @@ def _corpus(app, accounts) -> list[str]:
         words = [rng.choice(WORDS) for _ in range(160)]
         if i % 4 == 0:
             words[40:43] = ["end", "of", "day"]  # a stop word inside a phrase
+        if i % 5 == 0:
+            words[80:84] = ["Café", "naïve", "Ωmega", "東京"]  # beyond ASCII
         bodies.append(" ".join(words) + "\n")
         make(app, "ann", f"Doc {i}", bodies[-1], visibility="public" if i % 3 else "private")
     flush(app)
@@ -102,7 +49,18 @@ def _corpus(app, accounts) -> list[str]:
 
 def _phrases(bodies: list[str]) -> list[str]:
     rng = random.Random(12)
-    chosen = {'"end of day"', '"day end"', '"amber birch cedar"', '"grove heath*"'}
+    chosen = {
+        '"end of day"',
+        '"day end"',
+        '"amber birch cedar"',
+        '"grove heath*"',
+        '"café naïve"',
+        '"naïve ωmega"',
+        '"ωmega 東京"',
+        'amber -"birch cedar"',
+        '"amber birch" "cedar delta"',
+        '"amber birch" -fjord',
+    }
     for body in bodies:
         words = body.split()
         at = rng.randrange(len(words) - 3)
@@ -112,79 +70,100 @@ def _phrases(bodies: list[str]) -> list[str]:
     return sorted(chosen)
 
 
-def test_filters_never_change_phrase_results(app, accounts):
+def test_pair_keys_find_exactly_what_the_phrase_operator_finds(app, accounts):
     _postgres_only(app)
     bodies = _corpus(app, accounts)
-    queries = _phrases(bodies)
-
-    def everything() -> dict[str, list]:
-        with app.app_context():
-            out = {}
-            for q in queries:
-                for who in ("ann", None):
-                    found = search(_user(who) if who else None, q, 50, None, Filters())
-                    out[f"{who}:{q}"] = ([h.document.slug for h in found.hits], found.total)
-            return out
-
+    pairs_of_words = {tuple(b.split()[i : i + 2]) for b in bodies for i in range(0, 150, 7)}
+    pairs_of_words |= {("ωmega", "東京"), ("café", "naïve"), ("birch", "amber")}
     with app.app_context():
-        assert db.session().scalar(text("SELECT count(*) FROM search_pairs")) == 12
-    filtered = everything()
+        session = db.session()
+        for a, b in sorted(pairs_of_words):
+            args = {"phrase": f"{a} {b}", "q": f"'{a}' <-> '{b}'"}
+            by_index = session.scalars(
+                text(
+                    "SELECT document_id FROM search_entries WHERE search_pair_keys(tsv)"
+                    " @> search_pair_keys(to_tsvector('english', :phrase)) ORDER BY 1"
+                ),
+                args,
+            ).all()
+            by_positions = session.scalars(
+                text(
+                    "SELECT document_id FROM search_entries"
+                    " WHERE tsv @@ to_tsquery('english', :q) ORDER BY 1"
+                ),
+                args,
+            ).all()
+            assert by_index == by_positions, (a, b)
+        assert session.scalar(text("SELECT count(*) FROM search_entries")) == 12
+
+
+def test_phrase_searches_equal_a_check_of_every_document(app, accounts):
+    """Whatever the index answers alone and whatever it only narrows: results and
+    totals are those of testing every readable document's positions."""
+    _postgres_only(app)
+    queries = _phrases(_corpus(app, accounts))
     with app.app_context():
-        db.session().execute(text("DELETE FROM search_pairs"))  # no filter: "maybe" for all
-        db.session().commit()
-    assert everything() == filtered
-    assert any(total for _, total in filtered.values())
-    assert any(not total for _, total in filtered.values())
+        session = db.session()
+        for q in queries:
+            clauses = syntax.parse(q)
+            for who in ("ann", None):
+                actor = _user(who) if who else None
+                found = search(actor, q, 50, None, Filters())
+                expected = session.scalars(
+                    text(
+                        "SELECT d.slug FROM search_entries e JOIN documents d"
+                        " ON d.id = e.document_id WHERE e.tsv @@ to_tsquery('english', :q)"
+                        " AND (d.visibility = 'public' OR :member)"
+                    ),
+                    {"q": syntax.to_tsquery(clauses), "member": who == "ann"},
+                ).all()
+                assert sorted(h.document.slug for h in found.hits) == sorted(expected), q
+                assert found.total == len(expected), q
+    assert titles(app, '"end of day"', "ann")  # the stop word kept its place
 
 
-def test_the_filter_rejects_documents_without_the_phrase(app, accounts):
+@pytest.mark.parametrize("q", ['"amber birch"', '"amber birch" cedar', '"amber birch cedar"'])
+def test_a_phrase_reads_the_pair_index_never_the_function_per_row(app, accounts, q):
+    _postgres_only(app)
+    _corpus(app, accounts)
+    statements: list[tuple[str, dict]] = []
+    with app.app_context():
+        engine = db.get_db().engine
+
+        def keep(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+            if "search_pair_keys(" in statement and "WITH hits" in statement:
+                statements.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            search(_user("ann"), q, 10, None)
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        assert statements  # the page, and the count when the page is empty
+        statement, parameters = statements[0]
+        raw = db.session().connection().connection.driver_connection
+        raw.execute("SET LOCAL enable_seqscan = off")
+        plan = "\n".join(r[0] for r in raw.execute("EXPLAIN " + statement, parameters))
+    assert "ix_search_entries_pairs" in plan, plan
+    assert "Filter: (search_pair_keys" not in plan, plan
+
+
+def test_the_pair_index_follows_every_write_of_an_entry(app, accounts):
+    """A retitle shifts the body's positions; an entry written by hand (or by an older
+    release) is indexed too: the index is PostgreSQL's, not the writer's."""
     _postgres_only(app)
     accounts.create("ann")
-    make(app, "ann", "Has", "the amber fjord lies north\n")
-    make(app, "ann", "Lacks", "fjord first then amber later\n")
+    slug = make(app, "ann", "Short", "quiet harbour lights\n")
     flush(app)
+    assert titles(app, '"harbour lights"') == ["Short"]
     with app.app_context():
-        session = db.session()
-        rows = dict(
-            session.execute(
-                text(
-                    "SELECT d.title, p.pairs FROM search_pairs p"
-                    " JOIN documents d ON d.id = p.document_id"
-                )
-            ).all()
-        )
-        lexemes = session.execute(
-            text("SELECT lexeme, positions FROM unnest(to_tsvector('english', 'amber fjord'))")
-        ).all()
-    probes = pairs.probes(lexemes)
-    assert probes
-    assert pairs.may_hold(rows["Has"], probes) and not pairs.may_hold(rows["Lacks"], probes)
-    assert titles(app, '"amber fjord"') == ["Has"]
-
-
-def test_a_retitle_rebuilds_the_filter_and_old_entries_without_one_still_match(app, accounts):
-    slug = _indexed(app, accounts, "Short", "quiet harbour lights\n")
-    with app.app_context():
-        session = db.session()
-        before = session.scalar(text("SELECT pairs FROM search_pairs"))
         from app.documents import services
 
-        document = services.get_document(slug)
-        document.title = "A much longer title than before"
-        session.commit()
-        after = session.scalar(text("SELECT pairs FROM search_pairs"))
-    assert after != before
+        services.get_document(slug).title = "A much longer title than before"
+        db.session().commit()
+    flush(app)
     assert titles(app, '"harbour lights"') == ["A much longer title than before"]
     assert titles(app, '"longer title"') == ["A much longer title than before"]
-    with app.app_context():
-        db.session().execute(text("DELETE FROM search_pairs"))  # an entry from before 0401
-        db.session().commit()
-    assert titles(app, '"harbour lights"') == ["A much longer title than before"]
-
-
-def test_an_entry_rewritten_without_its_filter_is_never_filtered_by_a_stale_one(app, accounts):
-    """An older release (during a deploy, after a rollback) writes entries but no filters."""
-    _indexed(app, accounts, "Log", "calm seas today\n")
     with app.app_context():
         session = db.session()
         session.execute(
@@ -194,17 +173,8 @@ def test_an_entry_rewritten_without_its_filter_is_never_filtered_by_a_stale_one(
             )
         )
         session.commit()
-        assert session.scalar(text("SELECT count(*) FROM search_pairs")) == 0
-    assert titles(app, '"storm warning"') == ["Log"]
-
-
-def test_deleting_a_document_removes_its_filter(app, accounts):
-    slug = _indexed(app, accounts, "Gone", "soon gone words\n")
-    with app.app_context():
-        from app.documents import services
-
-        services.delete_document(_user("ann"), services.get_document(slug), confirm_slug=slug)
-        assert db.session().scalar(text("SELECT count(*) FROM search_pairs")) == 0
+    assert titles(app, '"storm warning"') == ["A much longer title than before"]
+    assert titles(app, '"harbour lights"') == []
 
 
 # --- snippets ---------------------------------------------------------------------

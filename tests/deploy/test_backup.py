@@ -102,7 +102,6 @@ class Saver(threading.Thread):
 #: its restored branch until the catch-up notices.
 DERIVED_TABLES = (
     "search_entries",
-    "search_pairs",
     "search_state",
     "analytics_active_slots",
     "analytics_feature_slots",
