@@ -337,8 +337,8 @@ class _Shape:
     """All that a search statement's SQL depends on.
 
     Searches of one shape run one statement with different parameters, so it is
-    built once per process: building and fingerprinting it anew cost 2-5 ms a query
-    (a phrase's pair-filter test most). Every value that varies is a named parameter.
+    built once per process: building and fingerprinting it anew cost 2-5 ms a
+    query. Every value that varies is a named parameter.
     """
 
     postgres: bool
