@@ -435,7 +435,7 @@ def search(
         since=filters.since is not None,
         phrase=phrase,
         negated=any(c.negated for c in clauses),
-        paired=None if "pairs" not in params else "only" if params.pop("only") else "also",
+        paired=params.pop("paired", None),
         paged=after is not None,
     )
     stmt, count = _statements(shape, actor, filters, clauses)
@@ -613,7 +613,8 @@ def _postgres_parameters(
     }
     if keys:
         params["pairs"] = keys
-        params["only"] = exact and all(len(c.words) > 1 and not c.negated for c in clauses)
+        only = exact and all(len(c.words) > 1 and not c.negated for c in clauses)
+        params["paired"] = "only" if only else "also"  # the shape's, not bound
     return phrase, params
 
 
@@ -649,13 +650,15 @@ def _postgres(
     # The phrases' word pairs come from the pair index alone, always in a CTE of their
     # own: the index expression must never be computed for a row (it reads the
     # tsvector and pairs its words: milliseconds a document).
-    has_pairs = sa.func.search_pair_keys(e.c.tsv).op("@>")(
-        sa.cast(sa.bindparam("pairs"), ARRAY(sa.BigInteger))
-    )
+    wanted_pairs = sa.cast(sa.bindparam("pairs"), ARRAY(sa.BigInteger))
+
+    def has_pairs(entries: Any) -> Any:
+        return sa.func.search_pair_keys(entries.c.tsv).op("@>")(wanted_pairs)
+
     hits = (
         sa.select(e.c.document_id.label("id"), th.label("th"))
         # Nothing but exact phrases: their pairs say everything the words would.
-        .where(has_pairs if paired == "only" else e.c.tsv.op("@@")(loose))
+        .where(has_pairs(e) if paired == "only" else e.c.tsv.op("@@")(loose))
         .cte("hits")
         .prefix_with("MATERIALIZED")
     )
@@ -666,7 +669,7 @@ def _postgres(
         p = _entries.alias("paired_entries")
         paired_ids = (
             sa.select(p.c.document_id.label("id"))
-            .where(sa.func.search_pair_keys(p.c.tsv).op("@>")(has_pairs.right))
+            .where(has_pairs(p))
             .cte("paired")
             .prefix_with("MATERIALIZED")
         )
